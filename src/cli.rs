@@ -1,0 +1,490 @@
+//! Argument parsing: argv, in order, into filesystem operations and settings. Values are taken
+//! verbatim and borrowed from argv; parsing stops at `--` or at the first argument that is not an
+//! option, which starts the command (default `bash`).
+
+use core::ffi::CStr;
+
+use crate::arena::{FixedVec, MAX_ENV_EDITS, MAX_LOWERDIRS, MAX_OPS};
+use crate::error::{Error, Result};
+
+/// Read access to the process's arguments (argv without argv[0]).
+pub trait Args {
+    fn count(&self) -> usize;
+    fn arg(&self, index: usize) -> &'static CStr;
+}
+
+impl Args for [&'static CStr] {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn arg(&self, index: usize) -> &'static CStr {
+        self[index]
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpKind {
+    Tmpfs,
+    Dev,
+    Proc,
+    Dir,
+    /// `--[ro-]bind[-try]`; `relative` when SRC had a leading `+` (resolved in the new root).
+    Bind { readonly: bool, required: bool, relative: bool },
+    /// `--symlink TARGET DST`: `src` is the link target.
+    Symlink,
+    /// `--write DATA DST`: `src` is the data.
+    Write,
+    /// `--overlay DST` with the lowerdirs `lowers[start..start+len]`, top first.
+    Overlay { lower_start: u32, lower_len: u32, upper: Option<&'static CStr>, work: Option<&'static CStr> },
+}
+
+/// One filesystem operation, as given on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Op {
+    pub kind: OpKind,
+    /// Bind source without its `+`, symlink target or data; empty for the others.
+    pub src: &'static CStr,
+    /// The first argument exactly as given (bind SRC with its `+`), for messages.
+    pub given: Option<&'static CStr>,
+    pub dst: &'static CStr,
+}
+
+impl Op {
+    /// The option that made this operation, for messages.
+    pub fn option(&self) -> &'static str {
+        match self.kind {
+            OpKind::Tmpfs => "--tmpfs",
+            OpKind::Dev => "--dev",
+            OpKind::Proc => "--proc",
+            OpKind::Dir => "--dir",
+            OpKind::Bind { readonly: false, required: true, .. } => "--bind",
+            OpKind::Bind { readonly: false, required: false, .. } => "--bind-try",
+            OpKind::Bind { readonly: true, required: true, .. } => "--ro-bind",
+            OpKind::Bind { readonly: true, required: false, .. } => "--ro-bind-try",
+            OpKind::Symlink => "--symlink",
+            OpKind::Write => "--write",
+            OpKind::Overlay { .. } => "--overlay",
+        }
+    }
+
+    pub fn is_bind(&self) -> bool {
+        matches!(self.kind, OpKind::Bind { .. })
+    }
+
+    pub fn is_relative(&self) -> bool {
+        matches!(self.kind, OpKind::Bind { relative: true, .. })
+    }
+
+    /// Attaches this operation as the subject of an error.
+    pub fn blame(&self, error: Error) -> Error {
+        error.about(self.option(), self.given, Some(self.dst))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chdir {
+    Path(&'static CStr),
+    /// `--same-dir`: the caller's working directory.
+    SameDir,
+}
+
+/// Everything parsed besides the operations (which go into the arena).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Settings {
+    pub become_root: bool,
+    pub suppress_chown: bool,
+    pub suppress_sync: bool,
+    pub unshare_net: bool,
+    pub unshare_ipc: bool,
+    pub suspend: bool,
+    pub pack_fds: bool,
+    pub chdir: Option<Chdir>,
+    /// `--exec-fd N` (mkosi 25.x): made close-on-exec right before exec.
+    pub exec_fd: Option<i32>,
+    /// Index of the command's first argument; equal to the argument count for the default `bash`.
+    pub command: usize,
+}
+
+/// What the command line asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parsed {
+    Run(Settings),
+    Help,
+    Version,
+}
+
+/// Where parsing puts what it collects.
+pub struct Collect<'a> {
+    pub ops: &'a mut FixedVec<Op, MAX_OPS>,
+    pub lowerdirs: &'a mut FixedVec<&'static CStr, MAX_LOWERDIRS>,
+    pub setenv: &'a mut FixedVec<(&'static CStr, &'static CStr), MAX_ENV_EDITS>,
+    pub unsetenv: &'a mut FixedVec<&'static CStr, MAX_ENV_EDITS>,
+}
+
+pub const VERSION: &str = "26~devel";
+
+pub fn parse<A: Args + ?Sized>(args: &A, out: Collect<'_>) -> Result<Parsed> {
+    let Collect { ops, lowerdirs, setenv, unsetenv } = out;
+    let mut settings = Settings::default();
+    // Pending `--overlay-*` values; reset at each `--overlay`, leftovers ignored.
+    let mut lower_start = 0usize;
+    let mut upper: Option<&'static CStr> = None;
+    let mut work: Option<&'static CStr> = None;
+
+    let count = args.count();
+    let mut i = 0;
+    let too_many_ops = || Error::capacity("operations", MAX_OPS);
+    while i < count {
+        let arg = args.arg(i);
+        let name = arg.to_bytes();
+        i += 1;
+        // Fetches the next value of option `opt`; values are verbatim, even `--` or `-x`.
+        let mut value = |opt: &'static str, prev: Option<&'static CStr>| -> Result<&'static CStr> {
+            if i < count {
+                i += 1;
+                Ok(args.arg(i - 1))
+            } else {
+                Err(Error::message("", "missing argument").about(opt, prev, None))
+            }
+        };
+        match name {
+            b"--" => break,
+            b"-h" | b"--help" => return Ok(Parsed::Help),
+            b"--version" => return Ok(Parsed::Version),
+            b"--tmpfs" | b"--dev" | b"--proc" | b"--dir" | b"--overlay" => {
+                let opt = option_name(name);
+                let dst = value(opt, None)?;
+                let kind = match name {
+                    b"--tmpfs" => OpKind::Tmpfs,
+                    b"--dev" => OpKind::Dev,
+                    b"--proc" => OpKind::Proc,
+                    b"--dir" => OpKind::Dir,
+                    _ => {
+                        // The last lowerdir given is the top one: store them reversed.
+                        let given = lowerdirs.len();
+                        let lower_len = given - lower_start;
+                        for k in 0..lower_len / 2 {
+                            let (a, b) = (lower_start + k, given - 1 - k);
+                            let (x, y) = (lowerdirs.get(a), lowerdirs.get(b));
+                            if let (Some(x), Some(y)) = (x, y) {
+                                lowerdirs.set(a, y);
+                                lowerdirs.set(b, x);
+                            }
+                        }
+                        let kind = OpKind::Overlay {
+                            lower_start: lower_start as u32,
+                            lower_len: lower_len as u32,
+                            upper: upper.take(),
+                            work: work.take(),
+                        };
+                        lower_start = given;
+                        kind
+                    }
+                };
+                ops.push(Op { kind, src: c"", given: None, dst }).map_err(|_| too_many_ops())?;
+            }
+            b"--bind" | b"--ro-bind" | b"--bind-try" | b"--ro-bind-try" => {
+                let opt = option_name(name);
+                let src = value(opt, None)?;
+                let dst = value(opt, Some(src))?;
+                let relative = src.to_bytes().first() == Some(&b'+');
+                let stripped = if relative { strip_first(src) } else { src };
+                let kind = OpKind::Bind {
+                    readonly: name.starts_with(b"--ro"),
+                    required: !name.ends_with(b"-try"),
+                    relative,
+                };
+                ops.push(Op { kind, src: stripped, given: Some(src), dst }).map_err(|_| too_many_ops())?;
+            }
+            b"--symlink" | b"--write" => {
+                let opt = option_name(name);
+                let src = value(opt, None)?;
+                let dst = value(opt, Some(src))?;
+                let kind = if name == b"--symlink" { OpKind::Symlink } else { OpKind::Write };
+                ops.push(Op { kind, src, given: Some(src), dst }).map_err(|_| too_many_ops())?;
+            }
+            b"--overlay-lowerdir" => {
+                let dir = value("--overlay-lowerdir", None)?;
+                lowerdirs.push(dir).map_err(|_| Error::capacity("--overlay-lowerdir entries", MAX_LOWERDIRS))?;
+            }
+            b"--overlay-upperdir" => upper = Some(value("--overlay-upperdir", None)?),
+            b"--overlay-workdir" => work = Some(value("--overlay-workdir", None)?),
+            b"--unsetenv" => {
+                let name = value("--unsetenv", None)?;
+                unsetenv.push(name).map_err(|_| Error::capacity("--unsetenv entries", MAX_ENV_EDITS))?;
+            }
+            b"--setenv" => {
+                let key = value("--setenv", None)?;
+                let val = value("--setenv", Some(key))?;
+                if key.to_bytes().is_empty() || key.to_bytes().contains(&b'=') {
+                    return Err(Error::message("", "invalid variable name").about("--setenv", Some(key), None));
+                }
+                setenv.push((key, val)).map_err(|_| Error::capacity("--setenv entries", MAX_ENV_EDITS))?;
+            }
+            b"--chdir" => settings.chdir = Some(Chdir::Path(value("--chdir", None)?)),
+            b"--same-dir" => settings.chdir = Some(Chdir::SameDir),
+            b"--exec-fd" => {
+                let fd = value("--exec-fd", None)?;
+                match parse_fd(fd.to_bytes()) {
+                    Some(n) => settings.exec_fd = Some(n),
+                    None => return Err(Error::message("", "not a file descriptor number").about("--exec-fd", Some(fd), None)),
+                }
+            }
+            b"--become-root" => settings.become_root = true,
+            b"--suppress-chown" => settings.suppress_chown = true,
+            b"--suppress-sync" => settings.suppress_sync = true,
+            b"--unshare-net" => settings.unshare_net = true,
+            b"--unshare-ipc" => settings.unshare_ipc = true,
+            b"--suspend" => settings.suspend = true,
+            b"--pack-fds" => settings.pack_fds = true,
+            _ if name.first() == Some(&b'-') => {
+                return Err(Error::message("", "unrecognized option").about("", Some(arg), None));
+            }
+            _ => {
+                i -= 1;
+                break;
+            }
+        }
+    }
+    settings.command = i;
+
+    for op in ops.iter() {
+        if op.dst.to_bytes().first() != Some(&b'/') {
+            return Err(op.blame(Error::message("", "destination is not an absolute path")));
+        }
+    }
+    Ok(Parsed::Run(settings))
+}
+
+fn option_name(name: &[u8]) -> &'static str {
+    match name {
+        b"--tmpfs" => "--tmpfs",
+        b"--dev" => "--dev",
+        b"--proc" => "--proc",
+        b"--dir" => "--dir",
+        b"--overlay" => "--overlay",
+        b"--bind" => "--bind",
+        b"--ro-bind" => "--ro-bind",
+        b"--bind-try" => "--bind-try",
+        b"--ro-bind-try" => "--ro-bind-try",
+        b"--symlink" => "--symlink",
+        _ => "--write",
+    }
+}
+
+/// `s` without its first byte (the `+` of a relative bind source).
+fn strip_first(s: &'static CStr) -> &'static CStr {
+    let bytes = s.to_bytes_with_nul();
+    CStr::from_bytes_with_nul(&bytes[1..]).unwrap_or(c"")
+}
+
+fn parse_fd(s: &[u8]) -> Option<i32> {
+    if s.is_empty() || s.len() > 9 {
+        return None;
+    }
+    let mut n: i32 = 0;
+    for &b in s {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + i32::from(b - b'0');
+    }
+    Some(n)
+}
+
+/// The help text of the original, with `--pack-fds` and our capacities added.
+pub fn help(highlight: bool) -> [&'static str; 4] {
+    let (on, off) = if highlight { ("\x1b[0;1;39m", "\x1b[0m") } else { ("", "") };
+    [HELP_HEAD, on, off, HELP_BODY]
+}
+
+const HELP_HEAD: &str = "mkosi-sandbox [OPTIONS...] COMMAND [ARGUMENTS...]\n\n";
+
+pub const HELP_BODY: &str = "Run the specified command in a custom sandbox.
+
+  -h --help                      Show this help
+     --version                   Show package version
+     --tmpfs DST                 Mount a new tmpfs on DST
+     --dev DST                   Mount dev on DST
+     --proc DST                  Mount procfs on DST
+     --dir DST                   Create a new directory at DST
+     --bind SRC DST              Bind mount the host path SRC to DST
+     --bind-try SRC DST          Bind mount the host path SRC to DST if it exists
+     --ro-bind SRC DST           Bind mount the host path SRC to DST read-only
+     --ro-bind-try SRC DST       Bind mount the host path SRC to DST read-only if it exists
+     --symlink SRC DST           Create a symlink at DST pointing to SRC
+     --write DATA DST            Write DATA to DST
+     --overlay-lowerdir DIR      Add a lower directory for the next overlayfs mount
+     --overlay-upperdir DIR      Set the upper directory for the next overlayfs mount
+     --overlay-workdir DIR       Set the working directory for the next overlayfs mount
+     --overlay DST               Mount an overlay filesystem at DST
+     --unsetenv NAME             Unset the environment variable with name NAME
+     --setenv NAME VALUE         Set the environment variable with name NAME to VALUE
+     --chdir DIR                 Change the working directory in the sandbox to DIR
+     --same-dir                  Change the working directory in the sandbox to $PWD
+     --become-root               Map the current user/group to root:root in the sandbox
+     --suppress-chown            Make chown() syscalls in the sandbox a noop
+     --suppress-sync             Make sync() syscalls in the sandbox a noop
+     --unshare-net               Unshare the network namespace if possible
+     --unshare-ipc               Unshare the IPC namespace if possible
+     --suspend                   Stop process before execve()
+     --pack-fds                  Pack inherited fds from 3 up and set LISTEN_FDS/LISTEN_PID
+     --exec-fd FD                Make FD close-on-exec right before execve() (mkosi 25)
+
+Limits: 8192 operations, 1024 --overlay-lowerdir, 1024 --setenv and --unsetenv each,
+4096 environment entries, 4096 --pack-fds descriptors, 6 MiB of derived strings.
+
+See the mkosi-sandbox(1) man page for details.
+";
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::ffi::CString;
+
+    pub(crate) fn leak(args: &[&str]) -> Vec<&'static CStr> {
+        args.iter().map(|a| &*Box::leak(CString::new(*a).unwrap().into_boxed_c_str())).collect()
+    }
+
+    pub(crate) struct Store {
+        pub ops: Box<FixedVec<Op, MAX_OPS>>,
+        pub lowerdirs: Box<FixedVec<&'static CStr, MAX_LOWERDIRS>>,
+        pub setenv: Box<FixedVec<(&'static CStr, &'static CStr), MAX_ENV_EDITS>>,
+        pub unsetenv: Box<FixedVec<&'static CStr, MAX_ENV_EDITS>>,
+    }
+
+    impl Store {
+        pub fn new() -> Self {
+            Store {
+                ops: Box::new(FixedVec::new()),
+                lowerdirs: Box::new(FixedVec::new()),
+                setenv: Box::new(FixedVec::new()),
+                unsetenv: Box::new(FixedVec::new()),
+            }
+        }
+        pub fn parse(&mut self, args: &[&str]) -> Result<Parsed> {
+            let argv = leak(args);
+            parse(
+                &argv[..],
+                Collect {
+                    ops: &mut self.ops,
+                    lowerdirs: &mut self.lowerdirs,
+                    setenv: &mut self.setenv,
+                    unsetenv: &mut self.unsetenv,
+                },
+            )
+        }
+    }
+
+    fn settings(p: Result<Parsed>) -> Settings {
+        match p {
+            Ok(Parsed::Run(s)) => s,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn options_take_values_verbatim_and_stop_at_the_command() {
+        let mut s = Store::new();
+        let st = settings(s.parse(&["--bind", "--", "/x", "--setenv", "A", "-v", "ls", "--tmpfs", "/t"]));
+        assert_eq!(st.command, 6);
+        let op = s.ops.get(0).unwrap();
+        assert_eq!(op.src.to_bytes(), b"--");
+        assert_eq!(s.setenv.get(0).unwrap().1.to_bytes(), b"-v");
+        assert_eq!(s.ops.len(), 1);
+    }
+
+    #[test]
+    fn double_dash_ends_options_and_default_command_is_bash() {
+        let mut s = Store::new();
+        let st = settings(s.parse(&["--dir", "/a", "--", "--tmpfs"]));
+        assert_eq!(st.command, 3);
+        let st = settings(Store::new().parse(&["--dir", "/a"]));
+        assert_eq!(st.command, 2);
+    }
+
+    #[test]
+    fn bind_flags_and_relative_source() {
+        let mut s = Store::new();
+        settings(s.parse(&["--ro-bind-try", "+/buildroot/x", "/x", "--bind", "/a", "/b"]));
+        let op = s.ops.get(0).unwrap();
+        assert_eq!(op.kind, OpKind::Bind { readonly: true, required: false, relative: true });
+        assert_eq!(op.src.to_bytes(), b"/buildroot/x");
+        assert_eq!(op.given.unwrap().to_bytes(), b"+/buildroot/x");
+        assert_eq!(op.option(), "--ro-bind-try");
+        assert_eq!(s.ops.get(1).unwrap().kind, OpKind::Bind { readonly: false, required: true, relative: false });
+    }
+
+    #[test]
+    fn overlay_lowerdirs_are_reversed_and_reset() {
+        let mut s = Store::new();
+        settings(s.parse(&[
+            "--overlay-lowerdir", "/l1", "--overlay-lowerdir", "/l2", "--overlay-lowerdir", "/l3",
+            "--overlay-upperdir", "tmpfs", "--overlay", "/o",
+            "--overlay-lowerdir", "/m1", "--overlay", "/p",
+            "--overlay-lowerdir", "/left-over",
+        ]));
+        match s.ops.get(0).unwrap().kind {
+            OpKind::Overlay { lower_start: 0, lower_len: 3, upper: Some(u), work: None } => assert_eq!(u.to_bytes(), b"tmpfs"),
+            k => panic!("{k:?}"),
+        }
+        let lowers: Vec<_> = s.lowerdirs.iter().map(|c| c.to_str().unwrap()).collect();
+        assert_eq!(&lowers[..4], ["/l3", "/l2", "/l1", "/m1"]);
+        assert_eq!(s.ops.get(1).unwrap().kind, OpKind::Overlay { lower_start: 3, lower_len: 1, upper: None, work: None });
+    }
+
+    #[test]
+    fn last_of_chdir_and_same_dir_wins() {
+        let st = settings(Store::new().parse(&["--chdir", "rel", "--same-dir"]));
+        assert_eq!(st.chdir, Some(Chdir::SameDir));
+        let st = settings(Store::new().parse(&["--same-dir", "--chdir", "rel"]));
+        assert!(matches!(st.chdir, Some(Chdir::Path(p)) if p.to_bytes() == b"rel"));
+    }
+
+    #[test]
+    fn flags() {
+        let st = settings(Store::new().parse(&[
+            "--become-root", "--suppress-chown", "--suppress-sync", "--unshare-net", "--unshare-ipc", "--suspend",
+            "--pack-fds", "--exec-fd", "7", "true",
+        ]));
+        assert!(st.become_root && st.suppress_chown && st.suppress_sync && st.unshare_net);
+        assert!(st.unshare_ipc && st.suspend && st.pack_fds);
+        assert_eq!(st.exec_fd, Some(7));
+    }
+
+    #[test]
+    fn help_and_version_win_over_later_errors() {
+        assert_eq!(Store::new().parse(&["--tmpfs", "rel", "--help"]), Ok(Parsed::Help));
+        assert_eq!(Store::new().parse(&["-h", "--nope"]), Ok(Parsed::Help));
+        assert_eq!(Store::new().parse(&["--version"]), Ok(Parsed::Version));
+    }
+
+    fn message(r: Result<Parsed>) -> String {
+        let mut line = crate::error::Line::new();
+        r.unwrap_err().render(&mut line);
+        String::from_utf8(line.as_bytes().to_vec()).unwrap()
+    }
+
+    #[test]
+    fn bad_input_gives_one_line() {
+        assert_eq!(message(Store::new().parse(&["--bind", "/x"])), "mkosi-sandbox: --bind /x: missing argument\n");
+        assert_eq!(message(Store::new().parse(&["--tmpfs"])), "mkosi-sandbox: --tmpfs: missing argument\n");
+        assert_eq!(message(Store::new().parse(&["-x"])), "mkosi-sandbox: -x: unrecognized option\n");
+        assert_eq!(
+            message(Store::new().parse(&["--ro-bind", "/usr", "usr"])),
+            "mkosi-sandbox: --ro-bind /usr usr: destination is not an absolute path\n"
+        );
+        assert_eq!(message(Store::new().parse(&["--dir", ""])), "mkosi-sandbox: --dir : destination is not an absolute path\n");
+        assert_eq!(message(Store::new().parse(&["--exec-fd", "x"])), "mkosi-sandbox: --exec-fd x: not a file descriptor number\n");
+    }
+
+    #[test]
+    fn too_many_operations_is_a_clean_error() {
+        let mut args = Vec::new();
+        for _ in 0..=MAX_OPS {
+            args.push("--dir");
+            args.push("/a");
+        }
+        assert_eq!(message(Store::new().parse(&args)), format!("mkosi-sandbox: too many operations (max {MAX_OPS})\n"));
+    }
+}

@@ -1,0 +1,42 @@
+//! The executable: the C runtime's `main` hands argv and environ to [`mkosi_sandbox::main`].
+//! No std runtime, no heap: start-up is musl's crt and nothing else.
+
+#![no_std]
+#![no_main]
+
+use core::ffi::c_char;
+
+use mkosi_sandbox::arena::Arena;
+use mkosi_sandbox::process::CArgs;
+
+static mut ARENA: Arena = Arena::new();
+
+#[unsafe(no_mangle)]
+pub extern "C" fn main(argc: i32, argv: *const *const c_char, envp: *const *const c_char) -> i32 {
+    // SAFETY: `main` runs once, single-threaded; this is the only reference ever made to ARENA.
+    let arena = unsafe { &mut *core::ptr::addr_of_mut!(ARENA) };
+    // SAFETY: argv comes from the C runtime: argc C strings, NULL-terminated, alive until exit.
+    let args = unsafe { CArgs::new(argc, argv) };
+    mkosi_sandbox::main(&args, envp, arena)
+}
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    // Unreachable by design (no unwrap, no indexing that can fail on input); if it ever happens,
+    // fail loudly with one line and never run the command.
+    let _ = rustix::io::write(
+        // SAFETY: fd 2 is the process's stderr.
+        unsafe { rustix::stdio::stderr() },
+        b"mkosi-sandbox: internal error\n",
+    );
+    mkosi_sandbox::sys::exit_group(70)
+}
+
+// The test profile builds this binary with panic=unwind against a panic=abort-less core; the
+// symbol is never called because the panic handler above never unwinds.
+#[unsafe(no_mangle)]
+extern "C" fn rust_eh_personality() {}
+
+// No std: link musl's libc (its crt calls `main`) explicitly.
+#[link(name = "c")]
+unsafe extern "C" {}

@@ -1,0 +1,379 @@
+//! The sandbox's filesystem: the root dance (tmpfs workspace, `pivot_root`, the operations,
+//! pivot into the new root) and the execution of each operation, exactly as the original does it.
+//!
+//! Paths are relative to the workspace (the tmpfs that becomes `/` during set-up): `oldroot` is the
+//! caller's root, `newroot` the sandbox's.
+
+use core::ffi::CStr;
+
+use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags};
+use rustix::io::Errno;
+use rustix::mount::{MoveMountFlags, OpenTreeFlags, UnmountFlags};
+
+use crate::arena::{FixedVec, MAX_LOWERDIRS, Scratch};
+use crate::cli::{Op, OpKind};
+use crate::error::{During, Error, Result};
+use crate::path::{PathBuf, ResolveScratch, is_tmp_dir, read_link, resolve};
+use crate::sys::{self, MOUNT_ATTR_RDONLY, MS_BIND, MS_MOVE, MS_REC, MS_SHARED};
+
+const OLDROOT: &[u8] = b"oldroot";
+const NEWROOT: &[u8] = b"newroot";
+const DIR_MODE: u32 = 0o755;
+const TMP_MODE: u32 = 0o1777;
+
+/// What the operations need besides themselves.
+pub struct Context<'a> {
+    pub scratch: &'a mut Scratch,
+    pub lowerdirs: &'a FixedVec<&'static CStr, MAX_LOWERDIRS>,
+    /// The host path of the terminal on stderr, for `/dev/console`.
+    pub ttyname: Option<&'a CStr>,
+    /// The caller's umask; set-up runs with umask 0 and explicit modes.
+    pub umask: u32,
+}
+
+/// Builds the sandbox and makes it the root. On return the cwd is the new `/`.
+pub fn setup(ctx: &mut Context<'_>, ops: &FixedVec<Op, { crate::arena::MAX_OPS }>, order: &[u32]) -> Result<()> {
+    let stage = |e: Error| e.about("setup", None, None);
+    // A tmpfs workspace, so that everything made here vanishes with the sandbox.
+    sys::mount(Some(c"tmpfs"), c"/tmp", Some(c"tmpfs"), 0, None).during("mount").map_err(|e| e.about("setup /tmp", None, None))?;
+    rustix::process::chdir(c"/tmp").during("chdir").map_err(stage)?;
+    mkdir(c"newroot", DIR_MODE).during("mkdir").map_err(stage)?;
+    mkdir(c"oldroot", DIR_MODE).during("mkdir").map_err(stage)?;
+    sys::mount(Some(c"newroot"), c"newroot", None, MS_BIND | MS_REC, None).during("mount").map_err(stage)?;
+
+    if rustix::process::pivot_root(c".", c"oldroot").is_err() {
+        // In an initramfs `/` is not a mount point and pivot_root() fails: move instead.
+        sys::mount(Some(c"/"), c"oldroot", None, MS_BIND | MS_REC, None).during("mount").map_err(stage)?;
+        sys::mount(Some(c"."), c"/", None, MS_MOVE, None).during("mount").map_err(stage)?;
+        rustix::process::chroot(c".").during("chroot").map_err(stage)?;
+        rustix::process::chdir(c".").during("chdir").map_err(stage)?;
+        // The workspace hid the caller's /tmp, which may hold sources: reveal it again.
+        rustix::mount::unmount(c"oldroot/tmp", UnmountFlags::DETACH).during("umount2").map_err(stage)?;
+    }
+
+    for &index in order {
+        let Some(op) = ops.get(index as usize) else { continue };
+        execute(ctx, &op).map_err(|e| op.blame(e))?;
+    }
+
+    rustix::process::chdir(c"newroot").during("chdir").map_err(stage)?;
+    // newroot is a mount point, so this pivot cannot hit the initramfs case.
+    rustix::process::pivot_root(c".", c".").during("pivot_root").map_err(stage)?;
+    rustix::mount::unmount(c".", UnmountFlags::DETACH).during("umount2").map_err(stage)?;
+    // A new peer group: mounts made inside propagate inside, never to the host.
+    sys::mount(None, c".", None, MS_SHARED | MS_REC, None).during("mount").map_err(stage)?;
+    Ok(())
+}
+
+fn execute(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
+    match op.kind {
+        OpKind::Bind { readonly, required, relative } => bind(ctx, op, readonly, required, relative),
+        OpKind::Proc => proc(ctx, op),
+        OpKind::Dev => dev(ctx, op),
+        OpKind::Tmpfs => tmpfs(ctx, op),
+        OpKind::Dir => dir(ctx, op),
+        OpKind::Symlink => symlink(ctx, op),
+        OpKind::Write => write(ctx, op),
+        OpKind::Overlay { lower_start, lower_len, upper, work } => overlay(ctx, op, lower_start, lower_len, upper, work),
+    }
+}
+
+/// Resolves `path` inside `root` into `out` (the original's `chase()`); returns whether it exists.
+fn chase(root: &[u8], path: &CStr, out: &mut PathBuf, pending: &mut PathBuf, link: &mut PathBuf) -> Result<bool> {
+    let resolved = resolve(root, path.to_bytes(), out, ResolveScratch { pending, link }).during("readlink")?;
+    Ok(resolved.exists)
+}
+
+fn bind(ctx: &mut Context<'_>, op: &Op, readonly: bool, required: bool, relative: bool) -> Result<()> {
+    let s = &mut *ctx.scratch;
+    let root = if relative { NEWROOT } else { OLDROOT };
+    if !chase(root, op.src, &mut s.a, &mut s.pending, &mut s.link)? {
+        if !required {
+            return Ok(());
+        }
+        return Err(Error::sys("open_tree", Errno::NOENT));
+    }
+    let src_type = file_type(s.a.as_cstr()).during("stat")?;
+    let attrs = if readonly { MOUNT_ATTR_RDONLY } else { 0 };
+
+    if src_type != FileType::Directory {
+        // A file bound onto a symlink goes onto the symlink itself, not where it points.
+        join(&mut s.b, NEWROOT, op.dst)?;
+        if rustix::fs::statat(CWD, s.b.as_cstr(), AtFlags::SYMLINK_NOFOLLOW).is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink) {
+            return mount_rbind(s.a.as_cstr(), s.b.as_cstr(), attrs);
+        }
+    }
+
+    if !chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)? {
+        mkdir_parent(&mut s.b)?;
+        if src_type == FileType::RegularFile {
+            create_file(s.b.as_cstr(), 0o644).during("open")?;
+        } else {
+            mkdir(s.b.as_cstr(), DIR_MODE).during("mkdir")?;
+        }
+    }
+    mount_rbind(s.a.as_cstr(), s.b.as_cstr(), attrs)
+}
+
+fn proc(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
+    let s = &mut *ctx.scratch;
+    chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?;
+    mkdir_all(&mut s.b, DIR_MODE)?;
+    mount_rbind(c"oldroot/proc", s.b.as_cstr(), 0)
+}
+
+fn dev(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
+    let s = &mut *ctx.scratch;
+    chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?;
+    mkdir_all(&mut s.b, DIR_MODE)?;
+    // The mode matters: with tmpfs's default 1777, opening /dev/null fails with EACCES.
+    sys::mount(Some(c"tmpfs"), s.b.as_cstr(), Some(c"tmpfs"), 0, Some(c"mode=0755")).during("mount")?;
+    let base = s.b.len();
+
+    for node in [&b"null"[..], b"zero", b"full", b"random", b"urandom", b"tty", b"fuse"] {
+        s.a.set(b"oldroot/dev/").during("mount")?;
+        s.a.push(node).during("mount")?;
+        if node == b"fuse" && file_type(s.a.as_cstr()).is_err() {
+            continue;
+        }
+        s.b.truncate(base);
+        s.b.push_component(node).during("open")?;
+        create_file(s.b.as_cstr(), 0o644).during("open")?;
+        sys::mount(Some(s.a.as_cstr()), s.b.as_cstr(), None, MS_BIND, None).during("mount")?;
+    }
+    for (name, target) in [
+        (&b"stdin"[..], c"/proc/self/fd/0"),
+        (b"stdout", c"/proc/self/fd/1"),
+        (b"stderr", c"/proc/self/fd/2"),
+        (b"fd", c"/proc/self/fd"),
+        (b"core", c"/proc/kcore"),
+    ] {
+        s.b.truncate(base);
+        s.b.push_component(name).during("symlink")?;
+        rustix::fs::symlinkat(target, CWD, s.b.as_cstr()).during("symlink")?;
+    }
+    s.b.truncate(base);
+    s.b.push_component(b"shm").during("mkdir")?;
+    mkdir(s.b.as_cstr(), TMP_MODE).during("mkdir")?;
+    s.b.truncate(base);
+    s.b.push_component(b"pts").during("mkdir")?;
+    mkdir(s.b.as_cstr(), DIR_MODE).during("mkdir")?;
+    sys::mount(Some(c"devpts"), s.b.as_cstr(), Some(c"devpts"), 0, Some(c"newinstance,ptmxmode=0666,mode=620")).during("mount")?;
+    s.b.truncate(base);
+    s.b.push_component(b"ptmx").during("symlink")?;
+    rustix::fs::symlinkat(c"pts/ptmx", CWD, s.b.as_cstr()).during("symlink")?;
+
+    if let Some(tty) = ctx.ttyname {
+        s.b.truncate(base);
+        s.b.push_component(b"console").during("open")?;
+        create_file(s.b.as_cstr(), 0o644).during("open")?;
+        join(&mut s.a, OLDROOT, tty)?;
+        sys::mount(Some(s.a.as_cstr()), s.b.as_cstr(), None, MS_BIND, None).during("mount")?;
+    }
+    Ok(())
+}
+
+fn tmpfs(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
+    let s = &mut *ctx.scratch;
+    chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?;
+    mkdir_all(&mut s.b, DIR_MODE)?;
+    let options = if is_tmp_dir(s.b.as_bytes()) { None } else { Some(c"mode=0755") };
+    sys::mount(Some(c"tmpfs"), s.b.as_cstr(), Some(c"tmpfs"), 0, options).during("mount")
+}
+
+fn dir(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
+    let s = &mut *ctx.scratch;
+    chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?;
+    mkdir_parent(&mut s.b)?;
+    // Only if missing: an existing directory, or file, is left alone.
+    match mkdir(s.b.as_cstr(), tmp_or_dir_mode(s.b.as_bytes())) {
+        Ok(()) | Err(Errno::EXIST) => Ok(()),
+        Err(e) => Err(Error::sys("mkdir", e)),
+    }
+}
+
+fn symlink(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
+    let s = &mut *ctx.scratch;
+    // Not chased, and parents are not created: as the original.
+    join(&mut s.b, NEWROOT, op.dst)?;
+    match rustix::fs::symlinkat(op.src, CWD, s.b.as_cstr()) {
+        Ok(()) => return Ok(()),
+        Err(Errno::EXIST) => {}
+        Err(e) => return Err(Error::sys("symlink", e)),
+    }
+    if read_link(s.b.as_cstr(), &mut s.link).is_ok() && s.link.as_bytes() == op.src.to_bytes() {
+        return Ok(());
+    }
+    if file_type(s.b.as_cstr()) == Ok(FileType::Directory) {
+        return Err(Error::sys("symlink", Errno::EXIST));
+    }
+    // Over an existing file or symlink: make the link elsewhere and bind it over the file. This
+    // works on read-only binds too, because EEXIST is reported before EROFS.
+    rustix::fs::symlinkat(op.src, CWD, c"/symlink").during("symlink")?;
+    let result = mount_rbind(c"/symlink", s.b.as_cstr(), 0);
+    let _ = rustix::fs::unlinkat(CWD, c"/symlink", AtFlags::empty());
+    result
+}
+
+fn write(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
+    let s = &mut *ctx.scratch;
+    chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?;
+    mkdir_parent(&mut s.b)?;
+    let mode = Mode::from_raw_mode(0o666 & !ctx.umask);
+    let fd = rustix::fs::openat(CWD, s.b.as_cstr(), OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC | OFlags::NOCTTY, mode).during("open")?;
+    let mut data = op.src.to_bytes();
+    while !data.is_empty() {
+        let n = rustix::io::write(&fd, data).during("write")?;
+        data = &data[n..];
+    }
+    Ok(())
+}
+
+fn overlay(
+    ctx: &mut Context<'_>,
+    op: &Op,
+    lower_start: u32,
+    lower_len: u32,
+    upper: Option<&'static CStr>,
+    work: Option<&'static CStr>,
+) -> Result<()> {
+    let s = &mut *ctx.scratch;
+    let opts = &mut s.opts;
+    let too_long = |e: Errno| Error::sys("mount", e);
+    opts.set(b"lowerdir=").map_err(too_long)?;
+    for k in 0..lower_len as usize {
+        let Some(lower) = ctx.lowerdirs.get(lower_start as usize + k) else { continue };
+        chase(OLDROOT, lower, &mut s.a, &mut s.pending, &mut s.link)?;
+        if k > 0 {
+            opts.push(b":").map_err(too_long)?;
+        }
+        opts.push(s.a.as_bytes()).map_err(too_long)?;
+    }
+    // Without these, a mount fails when the upper directory was used with other lower ones before.
+    opts.push(b",userxattr,index=off,metacopy=off").map_err(too_long)?;
+
+    chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?;
+    mkdir_parent(&mut s.b)?;
+    let mode = tmp_or_dir_mode(s.b.as_bytes());
+    match mkdir(s.b.as_cstr(), mode) {
+        Ok(()) | Err(Errno::EXIST) => {}
+        Err(e) => return Err(Error::sys("mkdir", e)),
+    }
+
+    if upper.is_some_and(|u| u.to_bytes() == b"tmpfs") {
+        sys::mount(Some(c"tmpfs"), s.b.as_cstr(), Some(c"tmpfs"), 0, Some(c"mode=0755")).during("mount")?;
+        let base = s.b.len();
+        s.b.push(b"/upper").during("mkdir")?;
+        mkdir(s.b.as_cstr(), mode).during("mkdir")?;
+        s.b.truncate(base);
+        s.b.push(b"/cache").during("mkdir")?;
+        mkdir(s.b.as_cstr(), DIR_MODE).during("mkdir")?;
+        s.b.truncate(base);
+        for (key, sub) in [(&b",upperdir="[..], &b"/upper"[..]), (b",workdir=", b"/cache")] {
+            opts.push(key).map_err(too_long)?;
+            opts.push(s.b.as_bytes()).map_err(too_long)?;
+            opts.push(sub).map_err(too_long)?;
+        }
+    } else {
+        for (key, dir) in [(&b",upperdir="[..], upper), (b",workdir=", work)] {
+            let Some(dir) = dir else { continue };
+            chase(OLDROOT, dir, &mut s.a, &mut s.pending, &mut s.link)?;
+            opts.push(key).map_err(too_long)?;
+            opts.push(s.a.as_bytes()).map_err(too_long)?;
+        }
+    }
+    sys::mount(Some(c"overlayfs"), s.b.as_cstr(), Some(c"overlay"), 0, Some(opts.as_cstr())).during("mount")
+}
+
+/// A recursive bind of `src` onto `dst` with the new mount API, which, unlike `mount(MS_BIND)`,
+/// can make a whole tree read-only.
+fn mount_rbind(src: &CStr, dst: &CStr, attrs: u64) -> Result<()> {
+    let flags = OpenTreeFlags::AT_NO_AUTOMOUNT
+        | OpenTreeFlags::AT_RECURSIVE
+        | OpenTreeFlags::AT_SYMLINK_NOFOLLOW
+        | OpenTreeFlags::OPEN_TREE_CLONE
+        | OpenTreeFlags::OPEN_TREE_CLOEXEC;
+    let tree = rustix::mount::open_tree(CWD, src, flags).during("open_tree")?;
+    // The original always calls mount_setattr(); with nothing to set it is a no-op, so skip it.
+    if attrs != 0 {
+        sys::mount_setattr_recursive(rustix::fd::AsFd::as_fd(&tree), attrs).during("mount_setattr")?;
+    }
+    rustix::mount::move_mount(&tree, c"", CWD, dst, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH).during("move_mount")
+}
+
+fn tmp_or_dir_mode(path: &[u8]) -> u32 {
+    if is_tmp_dir(path) { TMP_MODE } else { DIR_MODE }
+}
+
+fn mkdir(path: &CStr, mode: u32) -> core::result::Result<(), Errno> {
+    rustix::fs::mkdirat(CWD, path, Mode::from_raw_mode(mode))
+}
+
+fn create_file(path: &CStr, mode: u32) -> core::result::Result<(), Errno> {
+    let flags = OFlags::RDONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC | OFlags::NOCTTY;
+    rustix::fs::openat(CWD, path, flags, Mode::from_raw_mode(mode)).map(drop)
+}
+
+fn file_type(path: &CStr) -> core::result::Result<FileType, Errno> {
+    rustix::fs::statat(CWD, path, AtFlags::empty()).map(|st| FileType::from_raw_mode(st.st_mode))
+}
+
+/// `root` + `/` + `path` without its leading slashes: the original's `joinpath()`.
+fn join(out: &mut PathBuf, root: &[u8], path: &CStr) -> Result<()> {
+    let rel = path.to_bytes();
+    let start = rel.iter().position(|&b| b != b'/').unwrap_or(rel.len());
+    out.set(root).during("mount")?;
+    out.push(b"/").during("mount")?;
+    out.push(&rel[start..]).during("mount")
+}
+
+/// Creates the parent directories of `path` (mode 0755), like `os.makedirs(dirname(path))`.
+fn mkdir_parent(path: &mut PathBuf) -> Result<()> {
+    let bytes = path.as_bytes();
+    match bytes.iter().rposition(|&b| b == b'/') {
+        Some(end) if end > 0 => mkdir_prefix_all(path, end, DIR_MODE),
+        _ => Ok(()),
+    }
+}
+
+/// Creates `path` and its parents (mode 0755), like `os.makedirs(path, exist_ok=True)`.
+fn mkdir_all(path: &mut PathBuf, mode: u32) -> Result<()> {
+    let len = path.len();
+    mkdir_prefix_all(path, len, mode)
+}
+
+fn mkdir_prefix_all(path: &mut PathBuf, end: usize, mode: u32) -> Result<()> {
+    // Usually the parent exists: one mkdir() that fails with EEXIST.
+    match mkdir_prefix(path, end, mode) {
+        Ok(()) | Err(Errno::EXIST) => return Ok(()),
+        Err(Errno::NOENT) => {}
+        Err(e) => return Err(Error::sys("mkdir", e)),
+    }
+    let mut at = 1;
+    while at < end {
+        if path.as_bytes()[at] == b'/' && path.as_bytes()[at - 1] != b'/' {
+            match mkdir_prefix(path, at, mode) {
+                Ok(()) | Err(Errno::EXIST) => {}
+                Err(e) => return Err(Error::sys("mkdir", e)),
+            }
+        }
+        at += 1;
+    }
+    match mkdir_prefix(path, end, mode) {
+        Ok(()) | Err(Errno::EXIST) => Ok(()),
+        Err(e) => Err(Error::sys("mkdir", e)),
+    }
+}
+
+/// `mkdir()` of the first `end` bytes of `path`, cutting it with a NUL for the call.
+fn mkdir_prefix(path: &mut PathBuf, end: usize, mode: u32) -> core::result::Result<(), Errno> {
+    let raw = path.raw_mut();
+    let saved = raw[end];
+    raw[end] = 0;
+    let result = match CStr::from_bytes_until_nul(&raw[..=end]) {
+        Ok(prefix) => mkdir(prefix, mode),
+        Err(_) => Err(Errno::INVAL),
+    };
+    raw[end] = saved;
+    result
+}

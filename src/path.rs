@@ -1,0 +1,342 @@
+//! Path helpers: a fixed-size path buffer, component splitting, normalized sort keys, and
+//! `resolve`, the original's `chase()` done with one `readlinkat()` per component instead of
+//! `chroot()` + `realpath()`.
+
+use core::ffi::CStr;
+
+use rustix::io::Errno;
+
+/// Room for PATH_MAX bytes plus the terminating NUL.
+pub const PATH_CAP: usize = 4096;
+
+/// Symlinks followed in one resolution before giving up (the kernel's own limit).
+const MAX_LINKS: u32 = 40;
+
+/// A NUL-terminated path in a fixed buffer.
+pub struct PathBuf {
+    buf: [u8; PATH_CAP + 1],
+    len: usize,
+}
+
+impl PathBuf {
+    pub const fn new() -> Self {
+        Self { buf: [0; PATH_CAP + 1], len: 0 }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    pub fn as_cstr(&self) -> &CStr {
+        // The buffer always holds a NUL at `len` and none before it (pushes reject NULs).
+        CStr::from_bytes_until_nul(&self.buf[..=self.len]).unwrap_or(c"")
+    }
+
+    pub fn clear(&mut self) {
+        self.truncate(0);
+    }
+
+    pub fn truncate(&mut self, len: usize) {
+        if len <= self.len {
+            self.len = len;
+            self.buf[len] = 0;
+        }
+    }
+
+    pub fn set(&mut self, bytes: &[u8]) -> core::result::Result<(), Errno> {
+        self.clear();
+        self.push(bytes)
+    }
+
+    /// Appends raw bytes.
+    pub fn push(&mut self, bytes: &[u8]) -> core::result::Result<(), Errno> {
+        if self.len + bytes.len() > PATH_CAP {
+            return Err(Errno::NAMETOOLONG);
+        }
+        if bytes.contains(&0) {
+            return Err(Errno::INVAL);
+        }
+        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+        self.buf[self.len] = 0;
+        Ok(())
+    }
+
+    /// Appends `/name` (no separator is doubled).
+    pub fn push_component(&mut self, name: &[u8]) -> core::result::Result<(), Errno> {
+        if self.len > 0 && self.buf[self.len - 1] != b'/' {
+            self.push(b"/")?;
+        }
+        self.push(name)
+    }
+
+    /// Removes the last component, never going below `floor` bytes.
+    pub fn pop_component(&mut self, floor: usize) {
+        let mut at = self.len;
+        while at > floor && self.buf[at - 1] == b'/' {
+            at -= 1;
+        }
+        while at > floor && self.buf[at - 1] != b'/' {
+            at -= 1;
+        }
+        while at > floor && self.buf[at - 1] == b'/' {
+            at -= 1;
+        }
+        self.truncate(at);
+    }
+
+    /// The path with its NUL, for callers that cut it temporarily at a separator (`mkdir -p`).
+    pub fn raw_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[..=self.len]
+    }
+}
+
+impl Default for PathBuf {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The components of `path`, skipping empty ones and `.` (as the original's `splitpath()` and
+/// `commonpath()` do).
+pub fn components(path: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> + Clone {
+    path.split(|&b| b == b'/').filter(|c| !c.is_empty() && *c != b".")
+}
+
+/// True when the original's suffix rule makes DST world-writable with the sticky bit.
+pub fn is_tmp_dir(path: &[u8]) -> bool {
+    path.ends_with(b"/tmp") || path.ends_with(b"/var/tmp")
+}
+
+/// Length of the normalized key of `path`: its components joined by NUL bytes. Comparing keys
+/// bytewise orders paths exactly like Python compares `splitpath()` tuples (NUL sorts below every
+/// byte a component can hold, and a proper prefix sorts first).
+pub fn key_len(path: &[u8]) -> usize {
+    let mut len = 0;
+    for (i, c) in components(path).enumerate() {
+        len += c.len() + usize::from(i > 0);
+    }
+    len
+}
+
+pub fn write_key(path: &[u8], out: &mut [u8]) {
+    let mut at = 0;
+    for (i, c) in components(path).enumerate() {
+        if i > 0 {
+            out[at] = 0;
+            at += 1;
+        }
+        out[at..at + c.len()].copy_from_slice(c);
+        at += c.len();
+    }
+}
+
+/// What `resolve` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resolved {
+    /// Every component existed: the resolved path exists (the original's `os.path.exists()`).
+    pub exists: bool,
+}
+
+/// Scratch space for `resolve`.
+pub struct ResolveScratch<'a> {
+    pub pending: &'a mut PathBuf,
+    pub link: &'a mut PathBuf,
+}
+
+/// Resolves `path` as if `root` were `/` and writes `root` + the result into `out`: the original's
+/// `chase(root, path)`, a non-strict `realpath()` inside `chroot(root)`.
+///
+/// Symlinks are followed inside the root (absolute targets restart at `root`, `..` stops at it);
+/// a component that does not exist ends the lookups and the rest is appended as written, with
+/// `..` applied lexically, as Python's non-strict `realpath()` does. One `readlinkat()` per
+/// existing component, and no `chroot()`.
+pub fn resolve(root: &[u8], path: &[u8], out: &mut PathBuf, scratch: ResolveScratch<'_>) -> Result<Resolved, Errno> {
+    let ResolveScratch { pending, link } = scratch;
+    out.set(root)?;
+    let floor = out.len();
+    pending.set(path)?;
+    let mut cursor = 0;
+    let mut missing = false;
+    let mut links = 0;
+
+    while cursor < pending.len() {
+        let rest = &pending.as_bytes()[cursor..];
+        let (name_len, next) = match rest.iter().position(|&b| b == b'/') {
+            Some(slash) => (slash, cursor + slash + 1),
+            None => (rest.len(), pending.len()),
+        };
+        let name_start = cursor;
+        cursor = next;
+        let name = &pending.as_bytes()[name_start..name_start + name_len];
+        if name.is_empty() || name == b"." {
+            continue;
+        }
+        if name == b".." {
+            out.pop_component(floor);
+            continue;
+        }
+        let before = out.len();
+        out.push_component(name)?;
+        if missing {
+            continue;
+        }
+        match read_link(out.as_cstr(), link) {
+            Ok(()) => {}
+            Err(Errno::INVAL) => continue,
+            Err(_) => {
+                missing = true;
+                continue;
+            }
+        }
+        links += 1;
+        if links > MAX_LINKS {
+            // A loop: like Python, give up resolving and keep the rest as written.
+            let rest = &pending.as_bytes()[cursor..];
+            if !rest.is_empty() {
+                out.push_component(rest)?;
+            }
+            return Ok(Resolved { exists: false });
+        }
+        out.truncate(before);
+        if link.as_bytes().first() == Some(&b'/') {
+            out.truncate(floor);
+        }
+        // Continue with the link target followed by what was left of the path.
+        let rest_start = cursor;
+        if rest_start < pending.len() {
+            link.push(b"/")?;
+            link.push(&pending.as_bytes()[rest_start..])?;
+        }
+        pending.set(link.as_bytes())?;
+        cursor = 0;
+    }
+    Ok(Resolved { exists: !missing })
+}
+
+/// `readlinkat(AT_FDCWD, path)` into `out`. EINVAL means "exists, not a symlink".
+pub fn read_link(path: &CStr, out: &mut PathBuf) -> core::result::Result<(), Errno> {
+    let len = rustix::fs::readlinkat_raw(rustix::fs::CWD, path, &mut out.buf[..PATH_CAP])?;
+    if len >= PATH_CAP {
+        return Err(Errno::NAMETOOLONG);
+    }
+    out.len = len;
+    out.buf[len] = 0;
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn key(p: &str) -> Vec<u8> {
+        let mut v = vec![0; key_len(p.as_bytes())];
+        write_key(p.as_bytes(), &mut v);
+        v
+    }
+
+    #[test]
+    fn keys_order_like_python_splitpath_tuples() {
+        assert!(key("/a/b") < key("/a-b"));
+        assert!(key("/a") < key("/a/b"));
+        assert!(key("/") < key("/a"));
+        assert_eq!(key("//usr///lib/"), key("/usr/lib"));
+        assert_eq!(key("/usr/./lib"), key("/usr/lib"));
+        assert_ne!(key("/usr/../lib"), key("/lib"));
+    }
+
+    #[test]
+    fn tmp_suffix_rule() {
+        assert!(is_tmp_dir(b"newroot/tmp"));
+        assert!(is_tmp_dir(b"newroot/var/tmp"));
+        assert!(!is_tmp_dir(b"newroot/tmpx"));
+        assert!(!is_tmp_dir(b"newroot/mytmp"));
+    }
+
+    #[test]
+    fn pop_component_stops_at_floor() {
+        let mut p = PathBuf::new();
+        p.set(b"root/a/b").unwrap();
+        p.pop_component(4);
+        assert_eq!(p.as_bytes(), b"root/a");
+        p.pop_component(4);
+        p.pop_component(4);
+        assert_eq!(p.as_bytes(), b"root");
+    }
+
+    #[test]
+    fn path_buffer_refuses_overlong_paths() {
+        let mut p = PathBuf::new();
+        assert_eq!(p.push(&[b'a'; PATH_CAP + 1]), Err(Errno::NAMETOOLONG));
+        assert_eq!(p.push(&[b'a'; PATH_CAP]), Ok(()));
+        assert_eq!(p.as_cstr().to_bytes().len(), PATH_CAP);
+    }
+
+    fn run(root: &std::path::Path, path: &str) -> (String, bool) {
+        let (mut out, mut pending, mut link) = (PathBuf::new(), PathBuf::new(), PathBuf::new());
+        let r = resolve(
+            root.to_str().unwrap().as_bytes(),
+            path.as_bytes(),
+            &mut out,
+            ResolveScratch { pending: &mut pending, link: &mut link },
+        )
+        .unwrap();
+        let full = String::from_utf8(out.as_bytes().to_vec()).unwrap();
+        let rel = full.strip_prefix(root.to_str().unwrap()).unwrap().to_string();
+        (rel, r.exists)
+    }
+
+    #[test]
+    fn resolve_follows_links_inside_the_root() {
+        let dir = tempdir();
+        let root = dir.as_path();
+        std::fs::create_dir_all(root.join("usr/lib")).unwrap();
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        symlink("usr/lib", root.join("lib")).unwrap();
+        symlink("/usr/lib", root.join("abslib")).unwrap();
+        symlink("../../../..", root.join("etc/up")).unwrap();
+        symlink("loop2", root.join("loop1")).unwrap();
+        symlink("loop1", root.join("loop2")).unwrap();
+        symlink("/nonexistent/target", root.join("dangling")).unwrap();
+
+        assert_eq!(run(root, "/usr/lib"), ("/usr/lib".into(), true));
+        assert_eq!(run(root, "/lib"), ("/usr/lib".into(), true));
+        assert_eq!(run(root, "/abslib/x/y"), ("/usr/lib/x/y".into(), false));
+        assert_eq!(run(root, "/etc/up/usr"), ("/usr".into(), true));
+        assert_eq!(run(root, "/missing/a/../b"), ("/missing/b".into(), false));
+        assert_eq!(run(root, "/dangling"), ("/nonexistent/target".into(), false));
+        assert_eq!(run(root, "/"), ("".into(), true));
+        assert_eq!(run(root, "relative/./x"), ("/relative/x".into(), false));
+        let (_, exists) = run(root, "/loop1/x");
+        assert!(!exists);
+    }
+
+    pub(crate) fn tempdir() -> TempDir {
+        let base = std::env::temp_dir().join(format!("mkosi-sandbox-unit-{}-{}", std::process::id(), COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
+        std::fs::create_dir_all(&base).unwrap();
+        TempDir(base)
+    }
+
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+    pub(crate) struct TempDir(std::path::PathBuf);
+    impl TempDir {
+        pub fn as_path(&self) -> &std::path::Path {
+            &self.0
+        }
+    }
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}

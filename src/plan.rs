@@ -1,0 +1,284 @@
+//! The filesystem plan: the original's `optimize()` — de-duplication of bind mounts, dropping of
+//! binds implied by another bind, and the stable order in which operations run — in
+//! O(n log n · depth) instead of the original's O(n²).
+//!
+//! Every path is turned once into a normalized key (components joined by NUL), so that all the
+//! comparisons below are plain byte-slice comparisons.
+
+use core::cmp::Ordering;
+
+use crate::arena::{Bump, FixedVec, MAX_OPS};
+use crate::cli::{Op, OpKind};
+use crate::error::Result;
+use crate::path::{components, key_len, write_key};
+
+/// Derived, per-operation data used by the planner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keys {
+    pub dst: &'static [u8],
+    pub src: &'static [u8],
+    /// SRC (resp. DST) is written exactly as Python's `commonpath()` would print it, so that
+    /// `is_relative_to(x, it)` can be true (no `//`, no `.`, no trailing `/`).
+    pub src_plain: bool,
+    pub dst_plain: bool,
+    /// SRC or DST holds a `..`; such a bind never takes part in implication (Python's
+    /// `relpath()` would normalize it lexically).
+    pub dotdot: bool,
+    pub src_absolute: bool,
+    /// Removed as a duplicate of an earlier, equal bind.
+    pub duplicate: bool,
+}
+
+fn flags(op: &Op) -> (bool, bool, bool) {
+    match op.kind {
+        OpKind::Bind { readonly, required, relative } => (readonly, required, relative),
+        _ => (false, false, false),
+    }
+}
+
+fn is_plain(path: &[u8]) -> bool {
+    let absolute = path.first() == Some(&b'/');
+    let body = if absolute { &path[1..] } else { path };
+    if body.is_empty() {
+        return absolute;
+    }
+    body.split(|&b| b == b'/').all(|c| !c.is_empty() && c != b".")
+}
+
+fn make_key(path: &[u8], bump: &mut Bump<'static>) -> Result<&'static [u8]> {
+    let buf = bump.alloc(key_len(path))?;
+    write_key(path, buf);
+    Ok(buf)
+}
+
+/// The identity used for de-duplication and implication lookups: (readonly, required, src, dst).
+fn identity<'k>(op: &Op, keys: &'k Keys) -> (bool, bool, &'k [u8], &'k [u8]) {
+    let (readonly, required, _) = flags(op);
+    (readonly, required, keys.src, keys.dst)
+}
+
+/// Computes the order in which to run `ops`; returns the indices, in order, as a prefix of `order`.
+pub fn plan<'o>(
+    ops: &FixedVec<Op, MAX_OPS>,
+    keys: &mut FixedVec<Keys, MAX_OPS>,
+    order: &'o mut [u32],
+    binds: &mut [u32],
+    bump: &mut Bump<'static>,
+) -> Result<&'o [u32]> {
+    keys.truncate(0);
+    let mut nbinds = 0;
+    for (index, op) in ops.iter().enumerate() {
+        let dst = op.dst.to_bytes();
+        let mut k = Keys {
+            dst: make_key(dst, bump)?,
+            src: &[],
+            src_plain: false,
+            dst_plain: is_plain(dst),
+            dotdot: components(dst).any(|c| c == b".."),
+            src_absolute: false,
+            duplicate: false,
+        };
+        if op.is_bind() {
+            let src = op.src.to_bytes();
+            k.src = make_key(src, bump)?;
+            k.src_plain = is_plain(src);
+            k.dotdot |= components(src).any(|c| c == b"..");
+            k.src_absolute = src.first() == Some(&b'/');
+            binds[nbinds] = index as u32;
+            nbinds += 1;
+        }
+        keys.push(k)?;
+    }
+    let binds = &mut binds[..nbinds];
+    let op_of = |i: u32| ops.get(i as usize);
+
+    // De-duplicate: sort by identity, then CLI position; the first of each run of equal
+    // identities is the one Python's dict keeps.
+    binds.sort_unstable_by(|&a, &b| match (op_of(a), keys.get(a as usize), op_of(b), keys.get(b as usize)) {
+        (Some(oa), Some(ka), Some(ob), Some(kb)) => identity(&oa, &ka).cmp(&identity(&ob, &kb)).then(a.cmp(&b)),
+        _ => a.cmp(&b),
+    });
+    for w in 1..binds.len() {
+        let (prev, cur) = (binds[w - 1], binds[w]);
+        if let (Some(op), Some(kp), Some(oc), Some(mut kc)) = (op_of(prev), keys.get(prev as usize), op_of(cur), keys.get(cur as usize)) {
+            if identity(&op, &kp) == identity(&oc, &kc) {
+                kc.duplicate = true;
+                keys.set(cur as usize, kc);
+            }
+        }
+    }
+
+    // The final list: non-binds in CLI order, then the surviving binds in CLI order, then a
+    // stable sort by (relative, dst). Stability comes from the (is_bind, index) tie-break.
+    let mut n = 0;
+    for (index, op) in ops.iter().enumerate() {
+        let Some(k) = keys.get(index) else { continue };
+        if op.is_bind() && (k.duplicate || implied(index as u32, &op, &k, ops, keys, binds)) {
+            continue;
+        }
+        order[n] = index as u32;
+        n += 1;
+    }
+    let order = &mut order[..n];
+    let key_of = |i: u32| keys.get(i as usize);
+    order.sort_unstable_by(|&a, &b| match (op_of(a), key_of(a), op_of(b), key_of(b)) {
+        (Some(oa), Some(ka), Some(ob), Some(kb)) => (oa.is_relative(), ka.dst, oa.is_bind(), a)
+            .cmp(&(ob.is_relative(), kb.dst, ob.is_bind(), b)),
+        _ => Ordering::Equal,
+    });
+    Ok(order)
+}
+
+/// Whether bind `m` is implied by another (de-duplicated) bind `n`: same flags, `m.src` below
+/// `n.src`, `m.dst` below `n.dst`, at the same offset. Candidates are found by cutting the common
+/// suffix of m's SRC and DST components and looking the prefixes up (binary search).
+fn implied(m_index: u32, m: &Op, mk: &Keys, ops: &FixedVec<Op, MAX_OPS>, keys: &FixedVec<Keys, MAX_OPS>, sorted: &[u32]) -> bool {
+    if mk.dotdot {
+        return false;
+    }
+    let (readonly, required, relative) = flags(m);
+    let mut src = mk.src;
+    let mut dst = mk.dst;
+    loop {
+        // Drop the last component from both, while they are equal.
+        let (Some(s_cut), Some(d_cut)) = (last_component(src), last_component(dst)) else {
+            return false;
+        };
+        if src[s_cut.1..] != dst[d_cut.1..] {
+            return false;
+        }
+        src = &src[..s_cut.0];
+        dst = &dst[..d_cut.0];
+        let want = (readonly, required, src, dst);
+        let at = sorted.partition_point(|&i| match (ops.get(i as usize), keys.get(i as usize)) {
+            (Some(op), Some(k)) => identity(&op, &k) < want,
+            _ => false,
+        });
+        let Some(&n_index) = sorted.get(at) else { continue };
+        let (Some(n), Some(nk)) = (ops.get(n_index as usize), keys.get(n_index as usize)) else { continue };
+        if n_index == m_index || identity(&n, &nk) != want {
+            continue;
+        }
+        if flags(&n).2 == relative && nk.src_plain && nk.dst_plain && !nk.dotdot && nk.src_absolute == mk.src_absolute {
+            return true;
+        }
+    }
+}
+
+/// For a normalized key, (end of the prefix before the last component, start of the last
+/// component); None for the empty key.
+fn last_component(key: &[u8]) -> Option<(usize, usize)> {
+    if key.is_empty() {
+        return None;
+    }
+    match key.iter().rposition(|&b| b == 0) {
+        Some(sep) => Some((sep, sep + 1)),
+        None => Some((0, 0)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::tests::Store;
+
+    fn planned(args: &[&str]) -> Vec<String> {
+        let mut store = Store::new();
+        store.parse(args).unwrap();
+        let mut keys = Box::new(FixedVec::new());
+        let mut order = vec![0u32; MAX_OPS];
+        let mut binds = vec![0u32; MAX_OPS];
+        let storage: &'static mut [u8] = Box::leak(vec![0u8; 1 << 20].into_boxed_slice());
+        let mut bump = Bump::new(storage);
+        let order = plan(&store.ops, &mut keys, &mut order, &mut binds, &mut bump).unwrap();
+        order
+            .iter()
+            .map(|&i| {
+                let op = store.ops.get(i as usize).unwrap();
+                match op.given {
+                    Some(src) => format!("{} {} {}", op.option(), src.to_str().unwrap(), op.dst.to_str().unwrap()),
+                    None => format!("{} {}", op.option(), op.dst.to_str().unwrap()),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn duplicates_keep_the_first_and_ignore_slashes_and_relative() {
+        assert_eq!(planned(&["--bind", "/x", "/y", "--bind", "+/x", "/y"]), ["--bind /x /y"]);
+        assert_eq!(planned(&["--bind", "/x/", "/y", "--bind", "//x", "/y//"]), ["--bind /x/ /y"]);
+        assert_eq!(planned(&["--bind", "/x", "/y", "--ro-bind", "/x", "/y"]), ["--bind /x /y", "--ro-bind /x /y"]);
+    }
+
+    #[test]
+    fn implied_binds_are_dropped() {
+        assert_eq!(planned(&["--ro-bind", "/usr", "/usr", "--ro-bind", "/usr/lib", "/usr/lib"]), ["--ro-bind /usr /usr"]);
+        assert_eq!(planned(&["--ro-bind", "/usr/lib", "/usr/lib", "--ro-bind", "/usr", "/usr"]), ["--ro-bind /usr /usr"]);
+        assert_eq!(planned(&["--bind", "/", "/", "--bind", "/a/b", "/a/b"]), ["--bind / /"]);
+        assert_eq!(planned(&["--bind", "/a", "/x", "--bind", "/a/b/c", "/x/b/c"]), ["--bind /a /x"]);
+    }
+
+    #[test]
+    fn binds_that_are_not_implied_are_kept() {
+        // Different flags.
+        assert_eq!(
+            planned(&["--ro-bind", "/usr", "/usr", "--bind", "/usr/lib", "/usr/lib"]),
+            ["--ro-bind /usr /usr", "--bind /usr/lib /usr/lib"]
+        );
+        assert_eq!(planned(&["--bind", "/", "/", "--bind-try", "/a", "/a"]), ["--bind / /", "--bind-try /a /a"]);
+        // Different offsets.
+        assert_eq!(planned(&["--bind", "/a", "/x", "--bind", "/a/b", "/x/c"]), ["--bind /a /x", "--bind /a/b /x/c"]);
+        // The parent is not in commonpath() form.
+        assert_eq!(planned(&["--bind", "/usr/", "/usr", "--bind", "/usr/lib", "/usr/lib"]), ["--bind /usr/ /usr", "--bind /usr/lib /usr/lib"]);
+        // Relative flag differs.
+        assert_eq!(planned(&["--bind", "+/usr", "/usr", "--bind", "/usr/lib", "/usr/lib"]), ["--bind /usr/lib /usr/lib", "--bind +/usr /usr"]);
+    }
+
+    #[test]
+    fn order_is_parents_first_binds_last_relative_last() {
+        assert_eq!(
+            planned(&[
+                "--bind", "+/buildroot/x", "/a",
+                "--ro-bind", "/t/usr", "/usr",
+                "--symlink", "usr/bin", "/bin",
+                "--dir", "/usr",
+                "--tmpfs", "/a-b",
+                "--dir", "/a/b",
+                "--dev", "/dev",
+            ]),
+            [
+                "--dir /a/b",
+                "--tmpfs /a-b",
+                "--symlink usr/bin /bin",
+                "--dev /dev",
+                "--dir /usr",
+                "--ro-bind /t/usr /usr",
+                "--bind +/buildroot/x /a",
+            ]
+        );
+    }
+
+    #[test]
+    fn cli_order_is_kept_for_equal_destinations() {
+        assert_eq!(
+            planned(&["--write", "b", "/f", "--bind", "/s", "/f", "--write", "a", "/f", "--tmpfs", "/f"]),
+            ["--write b /f", "--write a /f", "--tmpfs /f", "--bind /s /f"]
+        );
+    }
+
+    #[test]
+    fn four_thousand_binds_plan_correctly() {
+        let mut args: Vec<String> = Vec::new();
+        for i in (0..4096).rev() {
+            args.extend(["--bind".into(), format!("/src/{i:05}"), format!("/dst/{i:05}")]);
+        }
+        // An implied one and a duplicate.
+        args.extend(["--bind".into(), "/src/00001/sub".into(), "/dst/00001/sub".into()]);
+        args.extend(["--bind".into(), "/src/00002".into(), "/dst/00002".into()]);
+        let refs: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+        let out = planned(&refs);
+        assert_eq!(out.len(), 4096);
+        assert_eq!(out[0], "--bind /src/00000 /dst/00000");
+        assert_eq!(out[4095], "--bind /src/04095 /dst/04095");
+    }
+}
