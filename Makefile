@@ -1,0 +1,50 @@
+# mkosi-sandbox: static musl builds, tests, demo and benchmarks.
+
+TARGET  ?= x86_64-unknown-linux-musl
+ARM     := aarch64-unknown-linux-musl
+BIN     := target/$(TARGET)/release/mkosi-sandbox
+ARM_BIN := target/$(ARM)/release/mkosi-sandbox
+CARGO   ?= cargo
+
+.PHONY: all build aarch64 targets test unit e2e cross-smoke demo bench clean
+
+all: build
+
+build: targets
+	$(CARGO) build --release --target $(TARGET)
+	@ls -l $(BIN)
+
+aarch64: targets
+	$(CARGO) build --release --target $(ARM)
+
+# Add the musl targets when rustup lacks them.
+targets:
+	@for t in $(TARGET) $(ARM); do \
+		rustup target list --installed | grep -qx $$t || rustup target add $$t; \
+	done
+
+unit:
+	$(CARGO) test --lib
+
+# End-to-end tests run the static binary for real (root, and nobody via setpriv).
+e2e: build
+	MKOSI_SANDBOX=$(abspath $(BIN)) $(CARGO) test --tests
+
+# The aarch64 build links and runs (under qemu-user when not on aarch64).
+cross-smoke: aarch64
+	sh tests/cross-smoke.sh $(ARM_BIN)
+
+test: unit e2e cross-smoke
+
+# A read-only /usr, /dev, /proc, mapped to root: what the sandbox looks like from inside.
+demo: build
+	$(BIN) --ro-bind /usr /usr --symlink usr/bin /bin --symlink usr/lib /lib \
+		--symlink usr/lib64 /lib64 --symlink usr/sbin /sbin --dev /dev --proc /proc \
+		--tmpfs /tmp --dir /var/tmp --become-root -- \
+		sh -c 'echo "# id"; id; echo "# ls -l /"; ls -l /; echo "# mounts"; cut -d" " -f5,6,9 /proc/self/mountinfo'
+
+bench: build
+	sh bench/run.sh $(abspath $(BIN))
+
+clean:
+	$(CARGO) clean

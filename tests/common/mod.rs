@@ -1,0 +1,130 @@
+//! Helpers for the end-to-end tests: run the real binary, as root or as nobody.
+#![allow(dead_code)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The binary under test: $MKOSI_SANDBOX (the static musl build, set by `make test`), else the
+/// one cargo built for these tests.
+pub fn binary() -> PathBuf {
+    match std::env::var_os("MKOSI_SANDBOX") {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_mkosi-sandbox")),
+    }
+}
+
+pub fn require_root() {
+    assert_eq!(unsafe { libc::geteuid() }, 0, "the end-to-end tests run as root (they also switch to nobody)");
+}
+
+/// A minimal host-backed root: /usr read-only plus the merged-/usr symlinks, /proc and /dev.
+pub const BASE: &[&str] = &[
+    "--ro-bind", "/usr", "/usr",
+    "--symlink", "usr/bin", "/bin",
+    "--symlink", "usr/sbin", "/sbin",
+    "--symlink", "usr/lib", "/lib",
+    "--symlink", "usr/lib64", "/lib64",
+    "--proc", "/proc",
+    "--dev", "/dev",
+];
+
+pub struct Run {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn ok(&self) -> &str {
+        assert_eq!(self.status, 0, "sandbox failed: stderr={}", self.stderr);
+        &self.stdout
+    }
+}
+
+fn finish(out: Output) -> Run {
+    use std::os::unix::process::ExitStatusExt;
+    let status = out.status.code().unwrap_or_else(|| 128 + out.status.signal().unwrap_or(0));
+    Run {
+        status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Runs the sandbox as root with `args` (options, then `--`, then the command).
+pub fn run(args: &[&str]) -> Run {
+    require_root();
+    let out = Command::new(binary()).args(args).stdin(Stdio::null()).output().expect("spawn");
+    finish(out)
+}
+
+/// Runs the sandbox as uid/gid 65534 with no supplementary groups.
+pub fn run_as_nobody(args: &[&str]) -> Run {
+    require_root();
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(binary())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("spawn setpriv");
+    finish(out)
+}
+
+/// BASE + extra options + `-- sh -c SCRIPT`.
+pub fn sh(extra: &[&str], script: &str) -> Vec<String> {
+    let mut v: Vec<String> = BASE.iter().map(|s| s.to_string()).collect();
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v.extend(["--".into(), "sh".into(), "-c".into(), script.into()]);
+    v
+}
+
+pub fn refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(|s| s.as_str()).collect()
+}
+
+/// A scratch directory on the host, world-writable so that nobody can use it too.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(tag: &str) -> Self {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("mkosi-sandbox-e2e-{}-{tag}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        Scratch(dir)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+    pub fn join(&self, p: &str) -> String {
+        self.0.join(p).to_str().unwrap().to_string()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The mount entry for `mountpoint` from a mountinfo dump: (fstype, mount options, super options,
+/// optional fields).
+pub fn mount_entry(mountinfo: &str, mountpoint: &str) -> Option<(String, String, String, String)> {
+    mountinfo.lines().rev().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        let f: Vec<&str> = left.split(' ').collect();
+        if f.get(4) != Some(&mountpoint) {
+            return None;
+        }
+        let r: Vec<&str> = right.split(' ').collect();
+        Some((r[0].to_string(), f[5].to_string(), r.get(2).unwrap_or(&"").to_string(), f[6..].join(" ")))
+    })
+}
+
+pub fn host_mount_count() -> usize {
+    std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().count()
+}
