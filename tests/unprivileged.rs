@@ -70,3 +70,21 @@ fn unprivileged_errors_are_one_line_too() {
     assert!(out.stderr.starts_with("mkosi-sandbox: --ro-bind /root/nope /x: "), "{}", out.stderr);
     assert_eq!(out.stderr.lines().count(), 1);
 }
+
+#[test]
+fn suppress_chown_makes_package_manager_chowns_succeed_without_effect() {
+    let script = "touch /var/tmp/f && chown 123:456 /var/tmp/f && echo chown-ok; stat -c '%u:%g' /var/tmp/f; sync; grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status | tr -s '\\t' ' '";
+    let out = run_as_nobody(&refs(&sh(&["--become-root", "--suppress-chown", "--suppress-sync", "--tmpfs", "/var/tmp"], script)));
+    assert_eq!(out.ok(), "chown-ok\n0:0\nNoNewPrivs: 1\nSeccomp: 2\n");
+    // Without the filter the same chown fails: the ids are not mapped.
+    let out = run_as_nobody(&refs(&sh(&["--become-root", "--tmpfs", "/var/tmp"], script)));
+    assert!(out.stdout.starts_with("0:0\nNoNewPrivs: 0\nSeccomp: 0"), "{}", out.stdout);
+    assert!(out.stderr.contains("Invalid argument"), "{}", out.stderr);
+}
+
+#[test]
+fn suppress_chown_is_not_applied_for_privileged_root() {
+    // Root with CAP_SYS_ADMIN gets no user namespace and a full uid_map: chown stays real.
+    let out = run(&refs(&sh(&["--suppress-chown", "--tmpfs", "/var/tmp"], "touch /var/tmp/f && chown 123:456 /var/tmp/f && stat -c '%u:%g' /var/tmp/f; grep -E '^Seccomp:' /proc/self/status | tr -s '\\t' ' '")));
+    assert_eq!(out.ok(), "123:456\nSeccomp: 0\n");
+}
