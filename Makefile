@@ -28,7 +28,7 @@ unit:
 
 # End-to-end tests run the static binary for real (root, and nobody via setpriv).
 e2e: build
-	MKOSI_SANDBOX=$(abspath $(BIN)) $(CARGO) test --tests
+	MKOSI_SANDBOX=$(abspath $(BIN)) $(CARGO) test --test '*'
 
 # The aarch64 build links and runs (under qemu-user when not on aarch64).
 cross-smoke: aarch64

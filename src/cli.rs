@@ -29,13 +29,22 @@ pub enum OpKind {
     Proc,
     Dir,
     /// `--[ro-]bind[-try]`; `relative` when SRC had a leading `+` (resolved in the new root).
-    Bind { readonly: bool, required: bool, relative: bool },
+    Bind {
+        readonly: bool,
+        required: bool,
+        relative: bool,
+    },
     /// `--symlink TARGET DST`: `src` is the link target.
     Symlink,
     /// `--write DATA DST`: `src` is the data.
     Write,
     /// `--overlay DST` with the lowerdirs `lowers[start..start+len]`, top first.
-    Overlay { lower_start: u32, lower_len: u32, upper: Option<&'static CStr>, work: Option<&'static CStr> },
+    Overlay {
+        lower_start: u32,
+        lower_len: u32,
+        upper: Option<&'static CStr>,
+        work: Option<&'static CStr>,
+    },
 }
 
 /// One filesystem operation, as given on the command line.
@@ -57,10 +66,26 @@ impl Op {
             OpKind::Dev => "--dev",
             OpKind::Proc => "--proc",
             OpKind::Dir => "--dir",
-            OpKind::Bind { readonly: false, required: true, .. } => "--bind",
-            OpKind::Bind { readonly: false, required: false, .. } => "--bind-try",
-            OpKind::Bind { readonly: true, required: true, .. } => "--ro-bind",
-            OpKind::Bind { readonly: true, required: false, .. } => "--ro-bind-try",
+            OpKind::Bind {
+                readonly: false,
+                required: true,
+                ..
+            } => "--bind",
+            OpKind::Bind {
+                readonly: false,
+                required: false,
+                ..
+            } => "--bind-try",
+            OpKind::Bind {
+                readonly: true,
+                required: true,
+                ..
+            } => "--ro-bind",
+            OpKind::Bind {
+                readonly: true,
+                required: false,
+                ..
+            } => "--ro-bind-try",
             OpKind::Symlink => "--symlink",
             OpKind::Write => "--write",
             OpKind::Overlay { .. } => "--overlay",
@@ -124,7 +149,12 @@ pub struct Collect<'a> {
 pub const VERSION: &str = "26~devel";
 
 pub fn parse<A: Args + ?Sized>(args: &A, out: Collect<'_>) -> Result<Parsed> {
-    let Collect { ops, lowerdirs, setenv, unsetenv } = out;
+    let Collect {
+        ops,
+        lowerdirs,
+        setenv,
+        unsetenv,
+    } = out;
     let mut settings = Settings::default();
     // Pending `--overlay-*` values; reset at each `--overlay`, leftovers ignored.
     let mut lower_start = 0usize;
@@ -181,7 +211,13 @@ pub fn parse<A: Args + ?Sized>(args: &A, out: Collect<'_>) -> Result<Parsed> {
                         kind
                     }
                 };
-                ops.push(Op { kind, src: c"", given: None, dst }).map_err(|_| too_many_ops())?;
+                ops.push(Op {
+                    kind,
+                    src: c"",
+                    given: None,
+                    dst,
+                })
+                .map_err(|_| too_many_ops())?;
             }
             b"--bind" | b"--ro-bind" | b"--bind-try" | b"--ro-bind-try" => {
                 let opt = option_name(name);
@@ -194,32 +230,58 @@ pub fn parse<A: Args + ?Sized>(args: &A, out: Collect<'_>) -> Result<Parsed> {
                     required: !name.ends_with(b"-try"),
                     relative,
                 };
-                ops.push(Op { kind, src: stripped, given: Some(src), dst }).map_err(|_| too_many_ops())?;
+                ops.push(Op {
+                    kind,
+                    src: stripped,
+                    given: Some(src),
+                    dst,
+                })
+                .map_err(|_| too_many_ops())?;
             }
             b"--symlink" | b"--write" => {
                 let opt = option_name(name);
                 let src = value(opt, None)?;
                 let dst = value(opt, Some(src))?;
-                let kind = if name == b"--symlink" { OpKind::Symlink } else { OpKind::Write };
-                ops.push(Op { kind, src, given: Some(src), dst }).map_err(|_| too_many_ops())?;
+                let kind = if name == b"--symlink" {
+                    OpKind::Symlink
+                } else {
+                    OpKind::Write
+                };
+                ops.push(Op {
+                    kind,
+                    src,
+                    given: Some(src),
+                    dst,
+                })
+                .map_err(|_| too_many_ops())?;
             }
             b"--overlay-lowerdir" => {
                 let dir = value("--overlay-lowerdir", None)?;
-                lowerdirs.push(dir).map_err(|_| Error::capacity("--overlay-lowerdir entries", MAX_LOWERDIRS))?;
+                lowerdirs
+                    .push(dir)
+                    .map_err(|_| Error::capacity("--overlay-lowerdir entries", MAX_LOWERDIRS))?;
             }
             b"--overlay-upperdir" => upper = Some(value("--overlay-upperdir", None)?),
             b"--overlay-workdir" => work = Some(value("--overlay-workdir", None)?),
             b"--unsetenv" => {
                 let name = value("--unsetenv", None)?;
-                unsetenv.push(name).map_err(|_| Error::capacity("--unsetenv entries", MAX_ENV_EDITS))?;
+                unsetenv
+                    .push(name)
+                    .map_err(|_| Error::capacity("--unsetenv entries", MAX_ENV_EDITS))?;
             }
             b"--setenv" => {
                 let key = value("--setenv", None)?;
                 let val = value("--setenv", Some(key))?;
                 if key.to_bytes().is_empty() || key.to_bytes().contains(&b'=') {
-                    return Err(Error::message("", "invalid variable name").about("--setenv", Some(key), None));
+                    return Err(Error::message("", "invalid variable name").about(
+                        "--setenv",
+                        Some(key),
+                        None,
+                    ));
                 }
-                setenv.push((key, val)).map_err(|_| Error::capacity("--setenv entries", MAX_ENV_EDITS))?;
+                setenv
+                    .push((key, val))
+                    .map_err(|_| Error::capacity("--setenv entries", MAX_ENV_EDITS))?;
             }
             b"--chdir" => settings.chdir = Some(Chdir::Path(value("--chdir", None)?)),
             b"--same-dir" => settings.chdir = Some(Chdir::SameDir),
@@ -227,7 +289,13 @@ pub fn parse<A: Args + ?Sized>(args: &A, out: Collect<'_>) -> Result<Parsed> {
                 let fd = value("--exec-fd", None)?;
                 match parse_fd(fd.to_bytes()) {
                     Some(n) => settings.exec_fd = Some(n),
-                    None => return Err(Error::message("", "not a file descriptor number").about("--exec-fd", Some(fd), None)),
+                    None => {
+                        return Err(Error::message("", "not a file descriptor number").about(
+                            "--exec-fd",
+                            Some(fd),
+                            None,
+                        ));
+                    }
                 }
             }
             b"--become-root" => settings.become_root = true,
@@ -294,7 +362,11 @@ fn parse_fd(s: &[u8]) -> Option<i32> {
 
 /// The help text of the original, with `--pack-fds` and our capacities added.
 pub fn help(highlight: bool) -> [&'static str; 4] {
-    let (on, off) = if highlight { ("\x1b[0;1;39m", "\x1b[0m") } else { ("", "") };
+    let (on, off) = if highlight {
+        ("\x1b[0;1;39m", "\x1b[0m")
+    } else {
+        ("", "")
+    };
     [HELP_HEAD, on, off, HELP_BODY]
 }
 
@@ -343,7 +415,9 @@ pub(crate) mod tests {
     use std::ffi::CString;
 
     pub(crate) fn leak(args: &[&str]) -> Vec<&'static CStr> {
-        args.iter().map(|a| &*Box::leak(CString::new(*a).unwrap().into_boxed_c_str())).collect()
+        args.iter()
+            .map(|a| &*Box::leak(CString::new(*a).unwrap().into_boxed_c_str()))
+            .collect()
     }
 
     pub(crate) struct Store {
@@ -386,7 +460,9 @@ pub(crate) mod tests {
     #[test]
     fn options_take_values_verbatim_and_stop_at_the_command() {
         let mut s = Store::new();
-        let st = settings(s.parse(&["--bind", "--", "/x", "--setenv", "A", "-v", "ls", "--tmpfs", "/t"]));
+        let st = settings(s.parse(&[
+            "--bind", "--", "/x", "--setenv", "A", "-v", "ls", "--tmpfs", "/t",
+        ]));
         assert_eq!(st.command, 6);
         let op = s.ops.get(0).unwrap();
         assert_eq!(op.src.to_bytes(), b"--");
@@ -408,29 +484,68 @@ pub(crate) mod tests {
         let mut s = Store::new();
         settings(s.parse(&["--ro-bind-try", "+/buildroot/x", "/x", "--bind", "/a", "/b"]));
         let op = s.ops.get(0).unwrap();
-        assert_eq!(op.kind, OpKind::Bind { readonly: true, required: false, relative: true });
+        assert_eq!(
+            op.kind,
+            OpKind::Bind {
+                readonly: true,
+                required: false,
+                relative: true
+            }
+        );
         assert_eq!(op.src.to_bytes(), b"/buildroot/x");
         assert_eq!(op.given.unwrap().to_bytes(), b"+/buildroot/x");
         assert_eq!(op.option(), "--ro-bind-try");
-        assert_eq!(s.ops.get(1).unwrap().kind, OpKind::Bind { readonly: false, required: true, relative: false });
+        assert_eq!(
+            s.ops.get(1).unwrap().kind,
+            OpKind::Bind {
+                readonly: false,
+                required: true,
+                relative: false
+            }
+        );
     }
 
     #[test]
     fn overlay_lowerdirs_are_reversed_and_reset() {
         let mut s = Store::new();
         settings(s.parse(&[
-            "--overlay-lowerdir", "/l1", "--overlay-lowerdir", "/l2", "--overlay-lowerdir", "/l3",
-            "--overlay-upperdir", "tmpfs", "--overlay", "/o",
-            "--overlay-lowerdir", "/m1", "--overlay", "/p",
-            "--overlay-lowerdir", "/left-over",
+            "--overlay-lowerdir",
+            "/l1",
+            "--overlay-lowerdir",
+            "/l2",
+            "--overlay-lowerdir",
+            "/l3",
+            "--overlay-upperdir",
+            "tmpfs",
+            "--overlay",
+            "/o",
+            "--overlay-lowerdir",
+            "/m1",
+            "--overlay",
+            "/p",
+            "--overlay-lowerdir",
+            "/left-over",
         ]));
         match s.ops.get(0).unwrap().kind {
-            OpKind::Overlay { lower_start: 0, lower_len: 3, upper: Some(u), work: None } => assert_eq!(u.to_bytes(), b"tmpfs"),
+            OpKind::Overlay {
+                lower_start: 0,
+                lower_len: 3,
+                upper: Some(u),
+                work: None,
+            } => assert_eq!(u.to_bytes(), b"tmpfs"),
             k => panic!("{k:?}"),
         }
         let lowers: Vec<_> = s.lowerdirs.iter().map(|c| c.to_str().unwrap()).collect();
         assert_eq!(&lowers[..4], ["/l3", "/l2", "/l1", "/m1"]);
-        assert_eq!(s.ops.get(1).unwrap().kind, OpKind::Overlay { lower_start: 3, lower_len: 1, upper: None, work: None });
+        assert_eq!(
+            s.ops.get(1).unwrap().kind,
+            OpKind::Overlay {
+                lower_start: 3,
+                lower_len: 1,
+                upper: None,
+                work: None
+            }
+        );
     }
 
     #[test]
@@ -444,8 +559,16 @@ pub(crate) mod tests {
     #[test]
     fn flags() {
         let st = settings(Store::new().parse(&[
-            "--become-root", "--suppress-chown", "--suppress-sync", "--unshare-net", "--unshare-ipc", "--suspend",
-            "--pack-fds", "--exec-fd", "7", "true",
+            "--become-root",
+            "--suppress-chown",
+            "--suppress-sync",
+            "--unshare-net",
+            "--unshare-ipc",
+            "--suspend",
+            "--pack-fds",
+            "--exec-fd",
+            "7",
+            "true",
         ]));
         assert!(st.become_root && st.suppress_chown && st.suppress_sync && st.unshare_net);
         assert!(st.unshare_ipc && st.suspend && st.pack_fds);
@@ -454,7 +577,10 @@ pub(crate) mod tests {
 
     #[test]
     fn help_and_version_win_over_later_errors() {
-        assert_eq!(Store::new().parse(&["--tmpfs", "rel", "--help"]), Ok(Parsed::Help));
+        assert_eq!(
+            Store::new().parse(&["--tmpfs", "rel", "--help"]),
+            Ok(Parsed::Help)
+        );
         assert_eq!(Store::new().parse(&["-h", "--nope"]), Ok(Parsed::Help));
         assert_eq!(Store::new().parse(&["--version"]), Ok(Parsed::Version));
     }
@@ -467,15 +593,30 @@ pub(crate) mod tests {
 
     #[test]
     fn bad_input_gives_one_line() {
-        assert_eq!(message(Store::new().parse(&["--bind", "/x"])), "mkosi-sandbox: --bind /x: missing argument\n");
-        assert_eq!(message(Store::new().parse(&["--tmpfs"])), "mkosi-sandbox: --tmpfs: missing argument\n");
-        assert_eq!(message(Store::new().parse(&["-x"])), "mkosi-sandbox: -x: unrecognized option\n");
+        assert_eq!(
+            message(Store::new().parse(&["--bind", "/x"])),
+            "mkosi-sandbox: --bind /x: missing argument\n"
+        );
+        assert_eq!(
+            message(Store::new().parse(&["--tmpfs"])),
+            "mkosi-sandbox: --tmpfs: missing argument\n"
+        );
+        assert_eq!(
+            message(Store::new().parse(&["-x"])),
+            "mkosi-sandbox: -x: unrecognized option\n"
+        );
         assert_eq!(
             message(Store::new().parse(&["--ro-bind", "/usr", "usr"])),
             "mkosi-sandbox: --ro-bind /usr usr: destination is not an absolute path\n"
         );
-        assert_eq!(message(Store::new().parse(&["--dir", ""])), "mkosi-sandbox: --dir : destination is not an absolute path\n");
-        assert_eq!(message(Store::new().parse(&["--exec-fd", "x"])), "mkosi-sandbox: --exec-fd x: not a file descriptor number\n");
+        assert_eq!(
+            message(Store::new().parse(&["--dir", ""])),
+            "mkosi-sandbox: --dir : destination is not an absolute path\n"
+        );
+        assert_eq!(
+            message(Store::new().parse(&["--exec-fd", "x"])),
+            "mkosi-sandbox: --exec-fd x: not a file descriptor number\n"
+        );
     }
 
     #[test]
@@ -485,6 +626,9 @@ pub(crate) mod tests {
             args.push("--dir");
             args.push("/a");
         }
-        assert_eq!(message(Store::new().parse(&args)), format!("mkosi-sandbox: too many operations (max {MAX_OPS})\n"));
+        assert_eq!(
+            message(Store::new().parse(&args)),
+            format!("mkosi-sandbox: too many operations (max {MAX_OPS})\n")
+        );
     }
 }

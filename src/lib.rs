@@ -17,24 +17,45 @@ pub mod seccomp;
 pub mod sys;
 pub mod userns;
 
-use core::ffi::{CStr, c_char};
+use core::ffi::CStr;
 
 use arena::{Arena, Bump};
 use cli::{Args, Chdir, Collect, Parsed, Settings};
 use error::{Cause, During, Error, Line, Result};
-use process::CArgs;
+use process::{CArgs, CEnv};
 use rustix::io::Errno;
 
 /// Exit status when the command does not exist, as shells (and the original) use.
 pub const EXIT_NOT_FOUND: i32 = 127;
 
 /// Runs the sandbox; returns the exit status when it does not exec.
-pub fn main(args: &CArgs, envp: *const *const c_char, arena: &'static mut Arena) -> i32 {
-    let Arena { ops, order, keys, lowerdirs, setenv, unsetenv, env, fds, scratch, bytes, binds, envp: envp_out } = arena;
+pub fn main(args: &CArgs, environ: &CEnv, arena: &'static mut Arena) -> i32 {
+    let Arena {
+        ops,
+        order,
+        keys,
+        lowerdirs,
+        setenv,
+        unsetenv,
+        env,
+        fds,
+        scratch,
+        bytes,
+        binds,
+        envp: envp_out,
+    } = arena;
     let mut bump = Bump::new(bytes);
     let mut line = Line::new();
 
-    let parsed = cli::parse(args, Collect { ops, lowerdirs, setenv, unsetenv });
+    let parsed = cli::parse(
+        args,
+        Collect {
+            ops,
+            lowerdirs,
+            setenv,
+            unsetenv,
+        },
+    );
     let settings = match parsed {
         Ok(Parsed::Run(settings)) => settings,
         Ok(Parsed::Help) => {
@@ -55,8 +76,7 @@ pub fn main(args: &CArgs, envp: *const *const c_char, arena: &'static mut Arena)
         Err(e) => return report(&e, &mut line, false),
     };
 
-    // SAFETY: `envp` comes from the C runtime: NULL-terminated and alive for the process.
-    if let Err(e) = unsafe { process::inherit_environment(envp, env) } {
+    if let Err(e) = environ.inherit_into(env) {
         return report(&e, &mut line, false);
     }
     let term_is_dumb = process::getenv(env, b"TERM") == Some(b"dumb");
@@ -65,7 +85,12 @@ pub fn main(args: &CArgs, envp: *const *const c_char, arena: &'static mut Arena)
         let order = plan::plan(ops, keys, order, binds, &mut bump)?;
         process::apply_env_edits(env, &mut bump, setenv, unsetenv)?;
         let ready = prepare(&settings, ops, order, env, fds, &mut bump)?;
-        let mut ctx = mounts::Context { scratch, lowerdirs, ttyname: ready.ttyname, umask: 0 };
+        let mut ctx = mounts::Context {
+            scratch,
+            lowerdirs,
+            ttyname: ready.ttyname,
+            umask: 0,
+        };
         enter_namespaces(&settings)?;
         ctx.umask = rustix::process::umask(rustix::fs::Mode::empty()).bits();
         mounts::setup(&mut ctx, ops, order)?;
@@ -74,7 +99,10 @@ pub fn main(args: &CArgs, envp: *const *const c_char, arena: &'static mut Arena)
         let (command, argv) = if settings.command < args.count() {
             (args.arg(settings.command), args.tail(settings.command))
         } else {
-            (c"bash", DEFAULT_COMMAND.0.as_ptr())
+            // SAFETY: DEFAULT_COMMAND is a static, NULL-terminated array of one string literal.
+            (c"bash", unsafe {
+                sys::Argv::new(DEFAULT_COMMAND.0.as_ptr())
+            })
         };
         let errno = process::execvp(command, argv, env, envp_out, &mut scratch.a);
         Err(Error::sys("execvp", errno).about("", Some(command), None))
@@ -82,7 +110,14 @@ pub fn main(args: &CArgs, envp: *const *const c_char, arena: &'static mut Arena)
     match result {
         Ok(_) => 0,
         Err(e) => {
-            let not_found = e.errno() == Some(Errno::NOENT) && matches!(e.cause, Cause::Sys { syscall: "execvp", .. });
+            let not_found = e.errno() == Some(Errno::NOENT)
+                && matches!(
+                    e.cause,
+                    Cause::Sys {
+                        syscall: "execvp",
+                        ..
+                    }
+                );
             let status = report(&e, &mut line, term_is_dumb);
             if not_found { EXIT_NOT_FOUND } else { status }
         }
@@ -93,7 +128,8 @@ pub fn main(args: &CArgs, envp: *const *const c_char, arena: &'static mut Arena)
 struct DefaultCommand([*const u8; 2]);
 // SAFETY: the pointers refer to a string literal; nothing ever writes through them.
 unsafe impl Sync for DefaultCommand {}
-static DEFAULT_COMMAND: DefaultCommand = DefaultCommand([c"bash".as_ptr().cast(), core::ptr::null()]);
+static DEFAULT_COMMAND: DefaultCommand =
+    DefaultCommand([c"bash".as_ptr().cast(), core::ptr::null()]);
 
 struct Ready {
     ttyname: Option<&'static CStr>,
@@ -114,18 +150,32 @@ fn prepare(
         Some(Chdir::Path(p)) => Some(p),
         Some(Chdir::SameDir) => {
             let mut buf = [0u8; path::PATH_CAP];
-            let cwd = sys::getcwd(&mut buf).during("getcwd").map_err(|e| e.about("--same-dir", None, None))?;
+            let cwd = sys::getcwd(&mut buf)
+                .during("getcwd")
+                .map_err(|e| e.about("--same-dir", None, None))?;
             Some(bump.cstr(&[cwd])?)
         }
         None => None,
     };
-    let has_dev = order.iter().any(|&i| ops.get(i as usize).is_some_and(|op| op.kind == cli::OpKind::Dev));
-    let ttyname = if has_dev { process::stderr_ttyname(bump) } else { None };
+    let has_dev = order.iter().any(|&i| {
+        ops.get(i as usize)
+            .is_some_and(|op| op.kind == cli::OpKind::Dev)
+    });
+    let ttyname = if has_dev {
+        process::stderr_ttyname(bump)
+    } else {
+        None
+    };
     if settings.pack_fds {
         let n = process::pack_fds(fds)?;
         if n > 0 {
             let mut digits = [0u8; 20];
-            process::setenv(env, bump, b"LISTEN_FDS", process::decimal(n as u64, &mut digits))?;
+            process::setenv(
+                env,
+                bump,
+                b"LISTEN_FDS",
+                process::decimal(n as u64, &mut digits),
+            )?;
             let pid = rustix::process::getpid().as_raw_nonzero().get() as u64;
             process::setenv(env, bump, b"LISTEN_PID", process::decimal(pid, &mut digits))?;
         }
@@ -141,16 +191,21 @@ fn enter_namespaces(settings: &Settings) -> Result<()> {
     let flags = userns::namespaces(&caller, userns, settings.unshare_net, settings.unshare_ipc);
     let chown = settings.suppress_chown && (userns || userns::uid_map_has_single_user());
     seccomp::install(chown, settings.suppress_sync)?;
-    sys::unshare(flags).during("unshare").map_err(|e| e.about("unshare", None, None))?;
+    sys::unshare(flags)
+        .during("unshare")
+        .map_err(|e| e.about("unshare", None, None))?;
     if userns {
-        userns::write_maps(&caller, settings.become_root).map_err(|e| e.about("user namespace", None, None))?;
+        userns::write_maps(&caller, settings.become_root)
+            .map_err(|e| e.about("user namespace", None, None))?;
         if !settings.become_root {
             userns::raise_ambient().map_err(|e| e.about("capabilities", None, None))?;
         }
     } else {
         // A user namespace makes the copied mounts slaves by itself; without one, do it here so
         // that nothing done in the sandbox propagates to the host.
-        sys::mount(None, c"/", None, sys::MS_SLAVE | sys::MS_REC, None).during("mount").map_err(|e| e.about("mount /", None, None))?;
+        sys::mount(None, c"/", None, sys::MS_SLAVE | sys::MS_REC, None)
+            .during("mount")
+            .map_err(|e| e.about("mount /", None, None))?;
     }
     Ok(())
 }
@@ -158,14 +213,22 @@ fn enter_namespaces(settings: &Settings) -> Result<()> {
 /// After the mounts: the working directory, the caller's umask, `--exec-fd`, `--suspend`.
 fn finish(settings: &Settings, cwd: Option<&'static CStr>, umask: u32) -> Result<()> {
     if let Some(dir) = cwd {
-        let option = if matches!(settings.chdir, Some(Chdir::SameDir)) { "--same-dir" } else { "--chdir" };
-        rustix::process::chdir(dir).during("chdir").map_err(|e| e.about(option, Some(dir), None))?;
+        let option = if matches!(settings.chdir, Some(Chdir::SameDir)) {
+            "--same-dir"
+        } else {
+            "--chdir"
+        };
+        rustix::process::chdir(dir)
+            .during("chdir")
+            .map_err(|e| e.about(option, Some(dir), None))?;
     }
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(umask));
     if let Some(fd) = settings.exec_fd {
         // SAFETY: the caller handed us this descriptor number; we only change its flags.
         let fd = unsafe { rustix::fd::BorrowedFd::borrow_raw(fd) };
-        rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC).during("fcntl").map_err(|e| e.about("--exec-fd", None, None))?;
+        rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC)
+            .during("fcntl")
+            .map_err(|e| e.about("--exec-fd", None, None))?;
     }
     if settings.suspend {
         rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::STOP)

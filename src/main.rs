@@ -1,23 +1,27 @@
 //! The executable: the C runtime's `main` hands argv and environ to [`mkosi_sandbox::main`].
 //! No std runtime, no heap: start-up is musl's crt and nothing else.
 
+// Nothing here is built for `cargo test` (which would bring std's own panic handler).
+#![cfg(not(test))]
 #![no_std]
 #![no_main]
 
 use core::ffi::c_char;
 
 use mkosi_sandbox::arena::Arena;
-use mkosi_sandbox::process::CArgs;
+use mkosi_sandbox::process::{CArgs, CEnv};
 
 static mut ARENA: Arena = Arena::new();
 
 #[unsafe(no_mangle)]
-pub extern "C" fn main(argc: i32, argv: *const *const c_char, envp: *const *const c_char) -> i32 {
+extern "C" fn main(argc: i32, argv: *const *const c_char, envp: *const *const c_char) -> i32 {
     // SAFETY: `main` runs once, single-threaded; this is the only reference ever made to ARENA.
     let arena = unsafe { &mut *core::ptr::addr_of_mut!(ARENA) };
     // SAFETY: argv comes from the C runtime: argc C strings, NULL-terminated, alive until exit.
     let args = unsafe { CArgs::new(argc, argv) };
-    mkosi_sandbox::main(&args, envp, arena)
+    // SAFETY: envp comes from the C runtime: NULL-terminated C strings alive until exit.
+    let environ = unsafe { CEnv::new(envp) };
+    mkosi_sandbox::main(&args, &environ, arena)
 }
 
 #[panic_handler]

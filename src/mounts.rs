@@ -32,59 +32,111 @@ pub struct Context<'a> {
 }
 
 /// Builds the sandbox and makes it the root. On return the cwd is the new `/`.
-pub fn setup(ctx: &mut Context<'_>, ops: &FixedVec<Op, { crate::arena::MAX_OPS }>, order: &[u32]) -> Result<()> {
+pub fn setup(
+    ctx: &mut Context<'_>,
+    ops: &FixedVec<Op, { crate::arena::MAX_OPS }>,
+    order: &[u32],
+) -> Result<()> {
     let stage = |e: Error| e.about("setup", None, None);
     // A tmpfs workspace, so that everything made here vanishes with the sandbox.
-    sys::mount(Some(c"tmpfs"), c"/tmp", Some(c"tmpfs"), 0, None).during("mount").map_err(|e| e.about("setup /tmp", None, None))?;
-    rustix::process::chdir(c"/tmp").during("chdir").map_err(stage)?;
+    sys::mount(Some(c"tmpfs"), c"/tmp", Some(c"tmpfs"), 0, None)
+        .during("mount")
+        .map_err(|e| e.about("setup /tmp", None, None))?;
+    rustix::process::chdir(c"/tmp")
+        .during("chdir")
+        .map_err(stage)?;
     mkdir(c"newroot", DIR_MODE).during("mkdir").map_err(stage)?;
     mkdir(c"oldroot", DIR_MODE).during("mkdir").map_err(stage)?;
-    sys::mount(Some(c"newroot"), c"newroot", None, MS_BIND | MS_REC, None).during("mount").map_err(stage)?;
+    sys::mount(Some(c"newroot"), c"newroot", None, MS_BIND | MS_REC, None)
+        .during("mount")
+        .map_err(stage)?;
 
     if rustix::process::pivot_root(c".", c"oldroot").is_err() {
         // In an initramfs `/` is not a mount point and pivot_root() fails: move instead.
-        sys::mount(Some(c"/"), c"oldroot", None, MS_BIND | MS_REC, None).during("mount").map_err(stage)?;
-        sys::mount(Some(c"."), c"/", None, MS_MOVE, None).during("mount").map_err(stage)?;
-        rustix::process::chroot(c".").during("chroot").map_err(stage)?;
-        rustix::process::chdir(c".").during("chdir").map_err(stage)?;
+        sys::mount(Some(c"/"), c"oldroot", None, MS_BIND | MS_REC, None)
+            .during("mount")
+            .map_err(stage)?;
+        sys::mount(Some(c"."), c"/", None, MS_MOVE, None)
+            .during("mount")
+            .map_err(stage)?;
+        rustix::process::chroot(c".")
+            .during("chroot")
+            .map_err(stage)?;
+        rustix::process::chdir(c".")
+            .during("chdir")
+            .map_err(stage)?;
         // The workspace hid the caller's /tmp, which may hold sources: reveal it again.
-        rustix::mount::unmount(c"oldroot/tmp", UnmountFlags::DETACH).during("umount2").map_err(stage)?;
+        rustix::mount::unmount(c"oldroot/tmp", UnmountFlags::DETACH)
+            .during("umount2")
+            .map_err(stage)?;
     }
 
     for &index in order {
-        let Some(op) = ops.get(index as usize) else { continue };
+        let Some(op) = ops.get(index as usize) else {
+            continue;
+        };
         execute(ctx, &op).map_err(|e| op.blame(e))?;
     }
 
-    rustix::process::chdir(c"newroot").during("chdir").map_err(stage)?;
+    rustix::process::chdir(c"newroot")
+        .during("chdir")
+        .map_err(stage)?;
     // newroot is a mount point, so this pivot cannot hit the initramfs case.
-    rustix::process::pivot_root(c".", c".").during("pivot_root").map_err(stage)?;
-    rustix::mount::unmount(c".", UnmountFlags::DETACH).during("umount2").map_err(stage)?;
+    rustix::process::pivot_root(c".", c".")
+        .during("pivot_root")
+        .map_err(stage)?;
+    rustix::mount::unmount(c".", UnmountFlags::DETACH)
+        .during("umount2")
+        .map_err(stage)?;
     // A new peer group: mounts made inside propagate inside, never to the host.
-    sys::mount(None, c".", None, MS_SHARED | MS_REC, None).during("mount").map_err(stage)?;
+    sys::mount(None, c".", None, MS_SHARED | MS_REC, None)
+        .during("mount")
+        .map_err(stage)?;
     Ok(())
 }
 
 fn execute(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
     match op.kind {
-        OpKind::Bind { readonly, required, relative } => bind(ctx, op, readonly, required, relative),
+        OpKind::Bind {
+            readonly,
+            required,
+            relative,
+        } => bind(ctx, op, readonly, required, relative),
         OpKind::Proc => proc(ctx, op),
         OpKind::Dev => dev(ctx, op),
         OpKind::Tmpfs => tmpfs(ctx, op),
         OpKind::Dir => dir(ctx, op),
         OpKind::Symlink => symlink(ctx, op),
         OpKind::Write => write(ctx, op),
-        OpKind::Overlay { lower_start, lower_len, upper, work } => overlay(ctx, op, lower_start, lower_len, upper, work),
+        OpKind::Overlay {
+            lower_start,
+            lower_len,
+            upper,
+            work,
+        } => overlay(ctx, op, lower_start, lower_len, upper, work),
     }
 }
 
 /// Resolves `path` inside `root` into `out` (the original's `chase()`); returns whether it exists.
-fn chase(root: &[u8], path: &CStr, out: &mut PathBuf, pending: &mut PathBuf, link: &mut PathBuf) -> Result<bool> {
-    let resolved = resolve(root, path.to_bytes(), out, ResolveScratch { pending, link }).during("readlink")?;
+fn chase(
+    root: &[u8],
+    path: &CStr,
+    out: &mut PathBuf,
+    pending: &mut PathBuf,
+    link: &mut PathBuf,
+) -> Result<bool> {
+    let resolved =
+        resolve(root, path.to_bytes(), out, ResolveScratch { pending, link }).during("readlink")?;
     Ok(resolved.exists)
 }
 
-fn bind(ctx: &mut Context<'_>, op: &Op, readonly: bool, required: bool, relative: bool) -> Result<()> {
+fn bind(
+    ctx: &mut Context<'_>,
+    op: &Op,
+    readonly: bool,
+    required: bool,
+    relative: bool,
+) -> Result<()> {
     let s = &mut *ctx.scratch;
     let root = if relative { NEWROOT } else { OLDROOT };
     if !chase(root, op.src, &mut s.a, &mut s.pending, &mut s.link)? {
@@ -99,7 +151,9 @@ fn bind(ctx: &mut Context<'_>, op: &Op, readonly: bool, required: bool, relative
     if src_type != FileType::Directory {
         // A file bound onto a symlink goes onto the symlink itself, not where it points.
         join(&mut s.b, NEWROOT, op.dst)?;
-        if rustix::fs::statat(CWD, s.b.as_cstr(), AtFlags::SYMLINK_NOFOLLOW).is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink) {
+        if rustix::fs::statat(CWD, s.b.as_cstr(), AtFlags::SYMLINK_NOFOLLOW)
+            .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink)
+        {
             return mount_rbind(s.a.as_cstr(), s.b.as_cstr(), attrs);
         }
     }
@@ -127,10 +181,25 @@ fn dev(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
     chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?;
     mkdir_all(&mut s.b, DIR_MODE)?;
     // The mode matters: with tmpfs's default 1777, opening /dev/null fails with EACCES.
-    sys::mount(Some(c"tmpfs"), s.b.as_cstr(), Some(c"tmpfs"), 0, Some(c"mode=0755")).during("mount")?;
+    sys::mount(
+        Some(c"tmpfs"),
+        s.b.as_cstr(),
+        Some(c"tmpfs"),
+        0,
+        Some(c"mode=0755"),
+    )
+    .during("mount")?;
     let base = s.b.len();
 
-    for node in [&b"null"[..], b"zero", b"full", b"random", b"urandom", b"tty", b"fuse"] {
+    for node in [
+        &b"null"[..],
+        b"zero",
+        b"full",
+        b"random",
+        b"urandom",
+        b"tty",
+        b"fuse",
+    ] {
         s.a.set(b"oldroot/dev/").during("mount")?;
         s.a.push(node).during("mount")?;
         if node == b"fuse" && file_type(s.a.as_cstr()).is_err() {
@@ -158,7 +227,14 @@ fn dev(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
     s.b.truncate(base);
     s.b.push_component(b"pts").during("mkdir")?;
     mkdir(s.b.as_cstr(), DIR_MODE).during("mkdir")?;
-    sys::mount(Some(c"devpts"), s.b.as_cstr(), Some(c"devpts"), 0, Some(c"newinstance,ptmxmode=0666,mode=620")).during("mount")?;
+    sys::mount(
+        Some(c"devpts"),
+        s.b.as_cstr(),
+        Some(c"devpts"),
+        0,
+        Some(c"newinstance,ptmxmode=0666,mode=620"),
+    )
+    .during("mount")?;
     s.b.truncate(base);
     s.b.push_component(b"ptmx").during("symlink")?;
     rustix::fs::symlinkat(c"pts/ptmx", CWD, s.b.as_cstr()).during("symlink")?;
@@ -177,7 +253,11 @@ fn tmpfs(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
     let s = &mut *ctx.scratch;
     chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?;
     mkdir_all(&mut s.b, DIR_MODE)?;
-    let options = if is_tmp_dir(s.b.as_bytes()) { None } else { Some(c"mode=0755") };
+    let options = if is_tmp_dir(s.b.as_bytes()) {
+        None
+    } else {
+        Some(c"mode=0755")
+    };
     sys::mount(Some(c"tmpfs"), s.b.as_cstr(), Some(c"tmpfs"), 0, options).during("mount")
 }
 
@@ -220,7 +300,13 @@ fn write(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
     chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?;
     mkdir_parent(&mut s.b)?;
     let mode = Mode::from_raw_mode(0o666 & !ctx.umask);
-    let fd = rustix::fs::openat(CWD, s.b.as_cstr(), OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC | OFlags::NOCTTY, mode).during("open")?;
+    let fd = rustix::fs::openat(
+        CWD,
+        s.b.as_cstr(),
+        OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC | OFlags::NOCTTY,
+        mode,
+    )
+    .during("open")?;
     let mut data = op.src.to_bytes();
     while !data.is_empty() {
         let n = rustix::io::write(&fd, data).during("write")?;
@@ -242,7 +328,9 @@ fn overlay(
     let too_long = |e: Errno| Error::sys("mount", e);
     opts.set(b"lowerdir=").map_err(too_long)?;
     for k in 0..lower_len as usize {
-        let Some(lower) = ctx.lowerdirs.get(lower_start as usize + k) else { continue };
+        let Some(lower) = ctx.lowerdirs.get(lower_start as usize + k) else {
+            continue;
+        };
         chase(OLDROOT, lower, &mut s.a, &mut s.pending, &mut s.link)?;
         if k > 0 {
             opts.push(b":").map_err(too_long)?;
@@ -250,7 +338,8 @@ fn overlay(
         opts.push(s.a.as_bytes()).map_err(too_long)?;
     }
     // Without these, a mount fails when the upper directory was used with other lower ones before.
-    opts.push(b",userxattr,index=off,metacopy=off").map_err(too_long)?;
+    opts.push(b",userxattr,index=off,metacopy=off")
+        .map_err(too_long)?;
 
     chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?;
     mkdir_parent(&mut s.b)?;
@@ -261,7 +350,14 @@ fn overlay(
     }
 
     if upper.is_some_and(|u| u.to_bytes() == b"tmpfs") {
-        sys::mount(Some(c"tmpfs"), s.b.as_cstr(), Some(c"tmpfs"), 0, Some(c"mode=0755")).during("mount")?;
+        sys::mount(
+            Some(c"tmpfs"),
+            s.b.as_cstr(),
+            Some(c"tmpfs"),
+            0,
+            Some(c"mode=0755"),
+        )
+        .during("mount")?;
         let base = s.b.len();
         s.b.push(b"/upper").during("mkdir")?;
         mkdir(s.b.as_cstr(), mode).during("mkdir")?;
@@ -269,7 +365,10 @@ fn overlay(
         s.b.push(b"/cache").during("mkdir")?;
         mkdir(s.b.as_cstr(), DIR_MODE).during("mkdir")?;
         s.b.truncate(base);
-        for (key, sub) in [(&b",upperdir="[..], &b"/upper"[..]), (b",workdir=", b"/cache")] {
+        for (key, sub) in [
+            (&b",upperdir="[..], &b"/upper"[..]),
+            (b",workdir=", b"/cache"),
+        ] {
             opts.push(key).map_err(too_long)?;
             opts.push(s.b.as_bytes()).map_err(too_long)?;
             opts.push(sub).map_err(too_long)?;
@@ -282,7 +381,14 @@ fn overlay(
             opts.push(s.a.as_bytes()).map_err(too_long)?;
         }
     }
-    sys::mount(Some(c"overlayfs"), s.b.as_cstr(), Some(c"overlay"), 0, Some(opts.as_cstr())).during("mount")
+    sys::mount(
+        Some(c"overlayfs"),
+        s.b.as_cstr(),
+        Some(c"overlay"),
+        0,
+        Some(opts.as_cstr()),
+    )
+    .during("mount")
 }
 
 /// A recursive bind of `src` onto `dst` with the new mount API, which, unlike `mount(MS_BIND)`,
@@ -296,9 +402,17 @@ fn mount_rbind(src: &CStr, dst: &CStr, attrs: u64) -> Result<()> {
     let tree = rustix::mount::open_tree(CWD, src, flags).during("open_tree")?;
     // The original always calls mount_setattr(); with nothing to set it is a no-op, so skip it.
     if attrs != 0 {
-        sys::mount_setattr_recursive(rustix::fd::AsFd::as_fd(&tree), attrs).during("mount_setattr")?;
+        sys::mount_setattr_recursive(rustix::fd::AsFd::as_fd(&tree), attrs)
+            .during("mount_setattr")?;
     }
-    rustix::mount::move_mount(&tree, c"", CWD, dst, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH).during("move_mount")
+    rustix::mount::move_mount(
+        &tree,
+        c"",
+        CWD,
+        dst,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .during("move_mount")
 }
 
 fn tmp_or_dir_mode(path: &[u8]) -> u32 {

@@ -20,7 +20,10 @@ pub struct PathBuf {
 
 impl PathBuf {
     pub const fn new() -> Self {
-        Self { buf: [0; PATH_CAP + 1], len: 0 }
+        Self {
+            buf: [0; PATH_CAP + 1],
+            len: 0,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -108,7 +111,8 @@ impl Default for PathBuf {
 /// The components of `path`, skipping empty ones and `.` (as the original's `splitpath()` and
 /// `commonpath()` do).
 pub fn components(path: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> + Clone {
-    path.split(|&b| b == b'/').filter(|c| !c.is_empty() && *c != b".")
+    path.split(|&b| b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
 }
 
 /// True when the original's suffix rule makes DST world-writable with the sticky bit.
@@ -159,7 +163,12 @@ pub struct ResolveScratch<'a> {
 /// a component that does not exist ends the lookups and the rest is appended as written, with
 /// `..` applied lexically, as Python's non-strict `realpath()` does. One `readlinkat()` per
 /// existing component, and no `chroot()`.
-pub fn resolve(root: &[u8], path: &[u8], out: &mut PathBuf, scratch: ResolveScratch<'_>) -> Result<Resolved, Errno> {
+pub fn resolve(
+    root: &[u8],
+    path: &[u8],
+    out: &mut PathBuf,
+    scratch: ResolveScratch<'_>,
+) -> Result<Resolved, Errno> {
     let ResolveScratch { pending, link } = scratch;
     out.set(root)?;
     let floor = out.len();
@@ -287,11 +296,17 @@ pub(crate) mod tests {
             root.to_str().unwrap().as_bytes(),
             path.as_bytes(),
             &mut out,
-            ResolveScratch { pending: &mut pending, link: &mut link },
+            ResolveScratch {
+                pending: &mut pending,
+                link: &mut link,
+            },
         )
         .unwrap();
         let full = String::from_utf8(out.as_bytes().to_vec()).unwrap();
-        let rel = full.strip_prefix(root.to_str().unwrap()).unwrap().to_string();
+        let rel = full
+            .strip_prefix(root.to_str().unwrap())
+            .unwrap()
+            .to_string();
         (rel, r.exists)
     }
 
@@ -313,7 +328,10 @@ pub(crate) mod tests {
         assert_eq!(run(root, "/abslib/x/y"), ("/usr/lib/x/y".into(), false));
         assert_eq!(run(root, "/etc/up/usr"), ("/usr".into(), true));
         assert_eq!(run(root, "/missing/a/../b"), ("/missing/b".into(), false));
-        assert_eq!(run(root, "/dangling"), ("/nonexistent/target".into(), false));
+        assert_eq!(
+            run(root, "/dangling"),
+            ("/nonexistent/target".into(), false)
+        );
         assert_eq!(run(root, "/"), ("".into(), true));
         assert_eq!(run(root, "relative/./x"), ("/relative/x".into(), false));
         let (_, exists) = run(root, "/loop1/x");
@@ -321,7 +339,11 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn tempdir() -> TempDir {
-        let base = std::env::temp_dir().join(format!("mkosi-sandbox-unit-{}-{}", std::process::id(), COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
+        let base = std::env::temp_dir().join(format!(
+            "mkosi-sandbox-unit-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
         std::fs::create_dir_all(&base).unwrap();
         TempDir(base)
     }

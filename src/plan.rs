@@ -31,7 +31,11 @@ pub struct Keys {
 
 fn flags(op: &Op) -> (bool, bool, bool) {
     match op.kind {
-        OpKind::Bind { readonly, required, relative } => (readonly, required, relative),
+        OpKind::Bind {
+            readonly,
+            required,
+            relative,
+        } => (readonly, required, relative),
         _ => (false, false, false),
     }
 }
@@ -42,7 +46,8 @@ fn is_plain(path: &[u8]) -> bool {
     if body.is_empty() {
         return absolute;
     }
-    body.split(|&b| b == b'/').all(|c| !c.is_empty() && c != b".")
+    body.split(|&b| b == b'/')
+        .all(|c| !c.is_empty() && c != b".")
 }
 
 fn make_key(path: &[u8], bump: &mut Bump<'static>) -> Result<&'static [u8]> {
@@ -94,17 +99,30 @@ pub fn plan<'o>(
 
     // De-duplicate: sort by identity, then CLI position; the first of each run of equal
     // identities is the one Python's dict keeps.
-    binds.sort_unstable_by(|&a, &b| match (op_of(a), keys.get(a as usize), op_of(b), keys.get(b as usize)) {
-        (Some(oa), Some(ka), Some(ob), Some(kb)) => identity(&oa, &ka).cmp(&identity(&ob, &kb)).then(a.cmp(&b)),
-        _ => a.cmp(&b),
+    binds.sort_unstable_by(|&a, &b| {
+        match (
+            op_of(a),
+            keys.get(a as usize),
+            op_of(b),
+            keys.get(b as usize),
+        ) {
+            (Some(oa), Some(ka), Some(ob), Some(kb)) => {
+                identity(&oa, &ka).cmp(&identity(&ob, &kb)).then(a.cmp(&b))
+            }
+            _ => a.cmp(&b),
+        }
     });
     for w in 1..binds.len() {
         let (prev, cur) = (binds[w - 1], binds[w]);
-        if let (Some(op), Some(kp), Some(oc), Some(mut kc)) = (op_of(prev), keys.get(prev as usize), op_of(cur), keys.get(cur as usize)) {
-            if identity(&op, &kp) == identity(&oc, &kc) {
-                kc.duplicate = true;
-                keys.set(cur as usize, kc);
-            }
+        if let (Some(op), Some(kp), Some(oc), Some(mut kc)) = (
+            op_of(prev),
+            keys.get(prev as usize),
+            op_of(cur),
+            keys.get(cur as usize),
+        ) && identity(&op, &kp) == identity(&oc, &kc)
+        {
+            kc.duplicate = true;
+            keys.set(cur as usize, kc);
         }
     }
 
@@ -132,7 +150,14 @@ pub fn plan<'o>(
 /// Whether bind `m` is implied by another (de-duplicated) bind `n`: same flags, `m.src` below
 /// `n.src`, `m.dst` below `n.dst`, at the same offset. Candidates are found by cutting the common
 /// suffix of m's SRC and DST components and looking the prefixes up (binary search).
-fn implied(m_index: u32, m: &Op, mk: &Keys, ops: &FixedVec<Op, MAX_OPS>, keys: &FixedVec<Keys, MAX_OPS>, sorted: &[u32]) -> bool {
+fn implied(
+    m_index: u32,
+    m: &Op,
+    mk: &Keys,
+    ops: &FixedVec<Op, MAX_OPS>,
+    keys: &FixedVec<Keys, MAX_OPS>,
+    sorted: &[u32],
+) -> bool {
     if mk.dotdot {
         return false;
     }
@@ -154,12 +179,21 @@ fn implied(m_index: u32, m: &Op, mk: &Keys, ops: &FixedVec<Op, MAX_OPS>, keys: &
             (Some(op), Some(k)) => identity(&op, &k) < want,
             _ => false,
         });
-        let Some(&n_index) = sorted.get(at) else { continue };
-        let (Some(n), Some(nk)) = (ops.get(n_index as usize), keys.get(n_index as usize)) else { continue };
+        let Some(&n_index) = sorted.get(at) else {
+            continue;
+        };
+        let (Some(n), Some(nk)) = (ops.get(n_index as usize), keys.get(n_index as usize)) else {
+            continue;
+        };
         if n_index == m_index || identity(&n, &nk) != want {
             continue;
         }
-        if flags(&n).2 == relative && nk.src_plain && nk.dst_plain && !nk.dotdot && nk.src_absolute == mk.src_absolute {
+        if flags(&n).2 == relative
+            && nk.src_plain
+            && nk.dst_plain
+            && !nk.dotdot
+            && nk.src_absolute == mk.src_absolute
+        {
             return true;
         }
     }
@@ -196,7 +230,12 @@ mod tests {
             .map(|&i| {
                 let op = store.ops.get(i as usize).unwrap();
                 match op.given {
-                    Some(src) => format!("{} {} {}", op.option(), src.to_str().unwrap(), op.dst.to_str().unwrap()),
+                    Some(src) => format!(
+                        "{} {} {}",
+                        op.option(),
+                        src.to_str().unwrap(),
+                        op.dst.to_str().unwrap()
+                    ),
                     None => format!("{} {}", op.option(), op.dst.to_str().unwrap()),
                 }
             })
@@ -205,46 +244,110 @@ mod tests {
 
     #[test]
     fn duplicates_keep_the_first_and_ignore_slashes_and_relative() {
-        assert_eq!(planned(&["--bind", "/x", "/y", "--bind", "+/x", "/y"]), ["--bind /x /y"]);
-        assert_eq!(planned(&["--bind", "/x/", "/y", "--bind", "//x", "/y//"]), ["--bind /x/ /y"]);
-        assert_eq!(planned(&["--bind", "/x", "/y", "--ro-bind", "/x", "/y"]), ["--bind /x /y", "--ro-bind /x /y"]);
+        assert_eq!(
+            planned(&["--bind", "/x", "/y", "--bind", "+/x", "/y"]),
+            ["--bind /x /y"]
+        );
+        assert_eq!(
+            planned(&["--bind", "/x/", "/y", "--bind", "//x", "/y//"]),
+            ["--bind /x/ /y"]
+        );
+        assert_eq!(
+            planned(&["--bind", "/x", "/y", "--ro-bind", "/x", "/y"]),
+            ["--bind /x /y", "--ro-bind /x /y"]
+        );
     }
 
     #[test]
     fn implied_binds_are_dropped() {
-        assert_eq!(planned(&["--ro-bind", "/usr", "/usr", "--ro-bind", "/usr/lib", "/usr/lib"]), ["--ro-bind /usr /usr"]);
-        assert_eq!(planned(&["--ro-bind", "/usr/lib", "/usr/lib", "--ro-bind", "/usr", "/usr"]), ["--ro-bind /usr /usr"]);
-        assert_eq!(planned(&["--bind", "/", "/", "--bind", "/a/b", "/a/b"]), ["--bind / /"]);
-        assert_eq!(planned(&["--bind", "/a", "/x", "--bind", "/a/b/c", "/x/b/c"]), ["--bind /a /x"]);
+        assert_eq!(
+            planned(&[
+                "--ro-bind",
+                "/usr",
+                "/usr",
+                "--ro-bind",
+                "/usr/lib",
+                "/usr/lib"
+            ]),
+            ["--ro-bind /usr /usr"]
+        );
+        assert_eq!(
+            planned(&[
+                "--ro-bind",
+                "/usr/lib",
+                "/usr/lib",
+                "--ro-bind",
+                "/usr",
+                "/usr"
+            ]),
+            ["--ro-bind /usr /usr"]
+        );
+        assert_eq!(
+            planned(&["--bind", "/", "/", "--bind", "/a/b", "/a/b"]),
+            ["--bind / /"]
+        );
+        assert_eq!(
+            planned(&["--bind", "/a", "/x", "--bind", "/a/b/c", "/x/b/c"]),
+            ["--bind /a /x"]
+        );
     }
 
     #[test]
     fn binds_that_are_not_implied_are_kept() {
         // Different flags.
         assert_eq!(
-            planned(&["--ro-bind", "/usr", "/usr", "--bind", "/usr/lib", "/usr/lib"]),
+            planned(&[
+                "--ro-bind",
+                "/usr",
+                "/usr",
+                "--bind",
+                "/usr/lib",
+                "/usr/lib"
+            ]),
             ["--ro-bind /usr /usr", "--bind /usr/lib /usr/lib"]
         );
-        assert_eq!(planned(&["--bind", "/", "/", "--bind-try", "/a", "/a"]), ["--bind / /", "--bind-try /a /a"]);
+        assert_eq!(
+            planned(&["--bind", "/", "/", "--bind-try", "/a", "/a"]),
+            ["--bind / /", "--bind-try /a /a"]
+        );
         // Different offsets.
-        assert_eq!(planned(&["--bind", "/a", "/x", "--bind", "/a/b", "/x/c"]), ["--bind /a /x", "--bind /a/b /x/c"]);
+        assert_eq!(
+            planned(&["--bind", "/a", "/x", "--bind", "/a/b", "/x/c"]),
+            ["--bind /a /x", "--bind /a/b /x/c"]
+        );
         // The parent is not in commonpath() form.
-        assert_eq!(planned(&["--bind", "/usr/", "/usr", "--bind", "/usr/lib", "/usr/lib"]), ["--bind /usr/ /usr", "--bind /usr/lib /usr/lib"]);
+        assert_eq!(
+            planned(&["--bind", "/usr/", "/usr", "--bind", "/usr/lib", "/usr/lib"]),
+            ["--bind /usr/ /usr", "--bind /usr/lib /usr/lib"]
+        );
         // Relative flag differs.
-        assert_eq!(planned(&["--bind", "+/usr", "/usr", "--bind", "/usr/lib", "/usr/lib"]), ["--bind /usr/lib /usr/lib", "--bind +/usr /usr"]);
+        assert_eq!(
+            planned(&["--bind", "+/usr", "/usr", "--bind", "/usr/lib", "/usr/lib"]),
+            ["--bind /usr/lib /usr/lib", "--bind +/usr /usr"]
+        );
     }
 
     #[test]
     fn order_is_parents_first_binds_last_relative_last() {
         assert_eq!(
             planned(&[
-                "--bind", "+/buildroot/x", "/a",
-                "--ro-bind", "/t/usr", "/usr",
-                "--symlink", "usr/bin", "/bin",
-                "--dir", "/usr",
-                "--tmpfs", "/a-b",
-                "--dir", "/a/b",
-                "--dev", "/dev",
+                "--bind",
+                "+/buildroot/x",
+                "/a",
+                "--ro-bind",
+                "/t/usr",
+                "/usr",
+                "--symlink",
+                "usr/bin",
+                "/bin",
+                "--dir",
+                "/usr",
+                "--tmpfs",
+                "/a-b",
+                "--dir",
+                "/a/b",
+                "--dev",
+                "/dev",
             ]),
             [
                 "--dir /a/b",
@@ -261,7 +364,9 @@ mod tests {
     #[test]
     fn cli_order_is_kept_for_equal_destinations() {
         assert_eq!(
-            planned(&["--write", "b", "/f", "--bind", "/s", "/f", "--write", "a", "/f", "--tmpfs", "/f"]),
+            planned(&[
+                "--write", "b", "/f", "--bind", "/s", "/f", "--write", "a", "/f", "--tmpfs", "/f"
+            ]),
             ["--write b /f", "--write a /f", "--tmpfs /f", "--bind /s /f"]
         );
     }
@@ -270,10 +375,18 @@ mod tests {
     fn four_thousand_binds_plan_correctly() {
         let mut args: Vec<String> = Vec::new();
         for i in (0..4096).rev() {
-            args.extend(["--bind".into(), format!("/src/{i:05}"), format!("/dst/{i:05}")]);
+            args.extend([
+                "--bind".into(),
+                format!("/src/{i:05}"),
+                format!("/dst/{i:05}"),
+            ]);
         }
         // An implied one and a duplicate.
-        args.extend(["--bind".into(), "/src/00001/sub".into(), "/dst/00001/sub".into()]);
+        args.extend([
+            "--bind".into(),
+            "/src/00001/sub".into(),
+            "/dst/00001/sub".into(),
+        ]);
         args.extend(["--bind".into(), "/src/00002".into(), "/dst/00002".into()]);
         let refs: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
         let out = planned(&refs);

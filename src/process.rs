@@ -24,13 +24,17 @@ impl CArgs {
     /// `argv` must point at `argc` valid C-string pointers followed by NULL, alive for the whole
     /// process (true of what the C runtime passes to `main`).
     pub unsafe fn new(argc: i32, argv: *const *const c_char) -> Self {
-        Self { argv, argc: argc.max(0) as usize }
+        Self {
+            argv,
+            argc: argc.max(0) as usize,
+        }
     }
 
     /// The NULL-terminated argv of the command starting at option index `index`.
-    pub fn tail(&self, index: usize) -> *const *const u8 {
-        // SAFETY: index + 1 <= argc, so the result stays inside the array (at worst at its NULL).
-        unsafe { self.argv.add((index + 1).min(self.argc)).cast() }
+    pub fn tail(&self, index: usize) -> sys::Argv {
+        // SAFETY: index + 1 <= argc, so the result stays inside the array (at worst at its NULL),
+        // which lives for the whole process (see `new`).
+        unsafe { sys::Argv::new(self.argv.add((index + 1).min(self.argc)).cast()) }
     }
 }
 
@@ -46,26 +50,37 @@ impl Args for CArgs {
     }
 }
 
-/// Copies the inherited environment's entries (borrowed, not copied) into `env`.
-///
-/// # Safety
-/// `envp` must be NULL or a NULL-terminated array of C strings alive for the whole process.
-pub unsafe fn inherit_environment(envp: *const *const c_char, env: &mut FixedVec<&'static CStr, MAX_ENV>) -> Result<()> {
-    if envp.is_null() {
-        return Ok(());
+/// environ as the C runtime handed it over: NULL-terminated C-string pointers (or NULL).
+pub struct CEnv {
+    envp: *const *const c_char,
+}
+
+impl CEnv {
+    /// # Safety
+    /// `envp` must be NULL or a NULL-terminated array of C strings alive for the whole process.
+    pub unsafe fn new(envp: *const *const c_char) -> Self {
+        Self { envp }
     }
-    let mut at = envp;
-    loop {
-        // SAFETY: `at` stays within the NULL-terminated array (we stop at the NULL).
-        let entry = unsafe { *at };
-        if entry.is_null() {
+
+    /// Copies the inherited environment's entries (borrowed, not copied) into `env`.
+    pub fn inherit_into(&self, env: &mut FixedVec<&'static CStr, MAX_ENV>) -> Result<()> {
+        if self.envp.is_null() {
             return Ok(());
         }
-        // SAFETY: a non-NULL entry of environ is a C string alive for the process.
-        let entry = unsafe { CStr::from_ptr(entry) };
-        env.push(entry).map_err(|_| Error::capacity("environment entries", MAX_ENV))?;
-        // SAFETY: not past the NULL terminator, checked above.
-        at = unsafe { at.add(1) };
+        let mut at = self.envp;
+        loop {
+            // SAFETY: `at` stays within the NULL-terminated array (we stop at the NULL).
+            let entry = unsafe { *at };
+            if entry.is_null() {
+                return Ok(());
+            }
+            // SAFETY: a non-NULL entry of environ is a C string alive for the process.
+            let entry = unsafe { CStr::from_ptr(entry) };
+            env.push(entry)
+                .map_err(|_| Error::capacity("environment entries", MAX_ENV))?;
+            // SAFETY: not past the NULL terminator, checked above.
+            at = unsafe { at.add(1) };
+        }
     }
 }
 
@@ -76,12 +91,19 @@ fn name_of(entry: &CStr) -> &[u8] {
 
 /// The value of `name` in `env`.
 pub fn getenv(env: &FixedVec<&'static CStr, MAX_ENV>, name: &[u8]) -> Option<&'static [u8]> {
-    env.iter().find(|e| name_of(e) == name).map(|e| &e.to_bytes()[name.len() + 1..])
+    env.iter()
+        .find(|e| name_of(e) == name)
+        .map(|e| &e.to_bytes()[name.len() + 1..])
 }
 
 /// Sets `name=value`: an existing variable keeps its place (as in Python's `os.environ`), a new
 /// one goes last; later duplicates of the name are dropped.
-pub fn setenv(env: &mut FixedVec<&'static CStr, MAX_ENV>, bump: &mut Bump<'static>, name: &[u8], value: &[u8]) -> Result<()> {
+pub fn setenv(
+    env: &mut FixedVec<&'static CStr, MAX_ENV>,
+    bump: &mut Bump<'static>,
+    name: &[u8],
+    value: &[u8],
+) -> Result<()> {
     let entry = bump.cstr(&[name, b"=", value])?;
     let mut placed = false;
     let mut i = 0;
@@ -100,7 +122,8 @@ pub fn setenv(env: &mut FixedVec<&'static CStr, MAX_ENV>, bump: &mut Bump<'stati
         i += 1;
     }
     if !placed {
-        env.push(entry).map_err(|_| Error::capacity("environment entries", MAX_ENV))?;
+        env.push(entry)
+            .map_err(|_| Error::capacity("environment entries", MAX_ENV))?;
     }
     Ok(())
 }
@@ -145,19 +168,29 @@ pub fn apply_env_edits(
 /// closed instead of packed.
 pub fn pack_fds(fds: &mut FixedVec<u32, MAX_FDS>) -> Result<usize> {
     const START: i32 = 3;
-    let dir = rustix::fs::openat(CWD, c"/proc/self/fd", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-        .during("open")
-        .map_err(|e| e.about("--pack-fds /proc/self/fd", None, None))?;
+    let dir = rustix::fs::openat(
+        CWD,
+        c"/proc/self/fd",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .during("open")
+    .map_err(|e| e.about("--pack-fds /proc/self/fd", None, None))?;
     let own = dir.as_raw_fd();
     let mut buf = [core::mem::MaybeUninit::<u8>::uninit(); 4096];
     let mut entries = rustix::fs::RawDir::new(&dir, &mut buf);
     while let Some(entry) = entries.next() {
-        let entry = entry.during("getdents64").map_err(|e| e.about("--pack-fds", None, None))?;
-        let Some(fd) = parse_u32(entry.file_name().to_bytes()) else { continue };
+        let entry = entry
+            .during("getdents64")
+            .map_err(|e| e.about("--pack-fds", None, None))?;
+        let Some(fd) = parse_u32(entry.file_name().to_bytes()) else {
+            continue;
+        };
         if (fd as i32) < START || fd as i32 == own {
             continue;
         }
-        fds.push(fd).map_err(|_| Error::capacity("descriptors for --pack-fds", MAX_FDS))?;
+        fds.push(fd)
+            .map_err(|_| Error::capacity("descriptors for --pack-fds", MAX_FDS))?;
     }
     drop(dir);
 
@@ -192,15 +225,17 @@ pub fn pack_fds(fds: &mut FixedVec<u32, MAX_FDS>) -> Result<usize> {
     let mut start = 0;
     loop {
         let mut restart_from = None;
-        for i in start..list.len() {
+        for (i, fd) in list.iter_mut().enumerate().skip(start) {
             let want = START + i as i32;
-            if list[i] == want {
+            if *fd == want {
                 continue;
             }
-            let new = sys::dup_at_least(list[i], want).during("fcntl").map_err(|e| e.about("--pack-fds", None, None))?;
+            let new = sys::dup_at_least(*fd, want)
+                .during("fcntl")
+                .map_err(|e| e.about("--pack-fds", None, None))?;
             // SAFETY: the old descriptor was inherited, is owned by this process and now duplicated.
-            drop(unsafe { OwnedFd::from_raw_fd(list[i]) });
-            list[i] = new;
+            drop(unsafe { OwnedFd::from_raw_fd(*fd) });
+            *fd = new;
             if new != want && restart_from.is_none() {
                 restart_from = Some(i);
             }
@@ -245,7 +280,10 @@ pub fn stderr_ttyname(bump: &mut Bump<'static>) -> Option<&'static CStr> {
     }
     let mut path = PathBuf::new();
     crate::path::read_link(c"/proc/self/fd/2", &mut path).ok()?;
-    let (ours, named) = (rustix::fs::fstat(stderr).ok()?, rustix::fs::statat(CWD, path.as_cstr(), AtFlags::empty()).ok()?);
+    let (ours, named) = (
+        rustix::fs::fstat(stderr).ok()?,
+        rustix::fs::statat(CWD, path.as_cstr(), AtFlags::empty()).ok()?,
+    );
     if ours.st_dev != named.st_dev || ours.st_ino != named.st_ino || ours.st_rdev != named.st_rdev {
         return None;
     }
@@ -257,7 +295,7 @@ pub fn stderr_ttyname(bump: &mut Bump<'static>) -> Option<&'static CStr> {
 /// than ENOENT/ENOTDIR, else the last.
 pub fn execvp(
     command: &CStr,
-    argv: *const *const u8,
+    argv: sys::Argv,
     env: &FixedVec<&'static CStr, MAX_ENV>,
     envp: &mut [*const u8; MAX_ENV + 1],
     path: &mut PathBuf,
@@ -266,7 +304,7 @@ pub fn execvp(
         envp[i] = entry.as_ptr().cast();
     }
     envp[env.len()] = core::ptr::null();
-    let envp = envp.as_ptr();
+    let envp = &envp[..=env.len()];
 
     let name = command.to_bytes();
     if name.contains(&b'/') {
@@ -303,11 +341,16 @@ mod tests {
         for e in crate::cli::tests::leak(entries) {
             env.push(e).unwrap();
         }
-        (env, Bump::new(Box::leak(vec![0u8; 1 << 16].into_boxed_slice())))
+        (
+            env,
+            Bump::new(Box::leak(vec![0u8; 1 << 16].into_boxed_slice())),
+        )
     }
 
     fn list(env: &FixedVec<&'static CStr, MAX_ENV>) -> Vec<String> {
-        env.iter().map(|e| e.to_str().unwrap().to_string()).collect()
+        env.iter()
+            .map(|e| e.to_str().unwrap().to_string())
+            .collect()
     }
 
     #[test]

@@ -10,7 +10,11 @@ pub type SysResult<T> = Result<T, Errno>;
 
 fn check(ret: usize) -> SysResult<usize> {
     // The kernel returns -errno in [-4095, -1].
-    if ret > (-4096isize) as usize { Err(Errno::from_raw_os_error(-(ret as isize) as i32)) } else { Ok(ret) }
+    if ret > (-4096isize) as usize {
+        Err(Errno::from_raw_os_error(-(ret as isize) as i32))
+    } else {
+        Ok(ret)
+    }
 }
 
 fn opt_ptr(s: Option<&CStr>) -> *const u8 {
@@ -24,9 +28,24 @@ pub const MS_SLAVE: u64 = 1 << 19;
 pub const MS_SHARED: u64 = 1 << 20;
 
 /// `mount(2)` with the optional arguments as NULL, as the original passes them.
-pub fn mount(source: Option<&CStr>, target: &CStr, fstype: Option<&CStr>, flags: u64, data: Option<&CStr>) -> SysResult<()> {
+pub fn mount(
+    source: Option<&CStr>,
+    target: &CStr,
+    fstype: Option<&CStr>,
+    flags: u64,
+    data: Option<&CStr>,
+) -> SysResult<()> {
     // SAFETY: every pointer is NULL or a NUL-terminated string that outlives the call.
-    let ret = unsafe { sc::syscall!(MOUNT, opt_ptr(source), target.as_ptr(), opt_ptr(fstype), flags, opt_ptr(data)) };
+    let ret = unsafe {
+        sc::syscall!(
+            MOUNT,
+            opt_ptr(source),
+            target.as_ptr(),
+            opt_ptr(fstype),
+            flags,
+            opt_ptr(data)
+        )
+    };
     check(ret).map(drop)
 }
 
@@ -47,7 +66,12 @@ const AT_RECURSIVE: usize = 0x8000;
 /// detached tree, which the old mount API cannot do recursively.
 pub fn mount_setattr_recursive(fd: rustix::fd::BorrowedFd<'_>, attr_set: u64) -> SysResult<()> {
     use rustix::fd::AsRawFd;
-    let attr = MountAttr { attr_set, attr_clr: 0, propagation: 0, userns_fd: 0 };
+    let attr = MountAttr {
+        attr_set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
     // SAFETY: `attr` is a valid mount_attr of the size passed; the path is an empty C string.
     let ret = unsafe {
         sc::syscall!(
@@ -78,7 +102,9 @@ pub fn prctl(option: u32, arg2: usize, arg3: usize) -> SysResult<usize> {
 /// `fcntl(fd, F_DUPFD, min)`: the duplicate is *not* close-on-exec, as `--pack-fds` needs.
 pub fn dup_at_least(fd: i32, min: i32) -> SysResult<i32> {
     // SAFETY: F_DUPFD takes integer arguments only.
-    let ret = unsafe { sc::syscall!(FCNTL, fd, 0usize /* F_DUPFD */, min) };
+    let ret = unsafe {
+        sc::syscall!(FCNTL, fd, 0usize /* F_DUPFD */, min)
+    };
     check(ret).map(|fd| fd as i32)
 }
 
@@ -103,25 +129,60 @@ pub fn install_seccomp_filter(filter: &[crate::seccomp::SockFilter]) -> SysResul
         len: u16,
         filter: *const crate::seccomp::SockFilter,
     }
-    let prog = SockFprog { len: filter.len() as u16, filter: filter.as_ptr() };
+    let prog = SockFprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr(),
+    };
     // SAFETY: `prog` points at `filter.len()` valid instructions for the duration of the call; the
     // kernel copies the program.
-    let ret = unsafe { sc::syscall!(SECCOMP, 1usize /* SECCOMP_SET_MODE_FILTER */, 0usize, &prog as *const SockFprog) };
+    let ret = unsafe {
+        sc::syscall!(
+            SECCOMP,
+            1usize, /* SECCOMP_SET_MODE_FILTER */
+            0usize,
+            &prog as *const SockFprog
+        )
+    };
     match check(ret) {
         Err(Errno::NOSYS) => {
             // SAFETY: as above, through the older prctl interface.
-            let ret = unsafe { sc::syscall!(PRCTL, 22usize /* PR_SET_SECCOMP */, 2usize /* FILTER */, &prog as *const SockFprog, 0usize, 0usize) };
+            let ret = unsafe {
+                sc::syscall!(
+                    PRCTL,
+                    22usize, /* PR_SET_SECCOMP */
+                    2usize,  /* FILTER */
+                    &prog as *const SockFprog,
+                    0usize,
+                    0usize
+                )
+            };
             check(ret).map(drop)
         }
         other => other.map(drop),
     }
 }
 
-/// `execve(2)`; returns only on failure. `argv` and `envp` are NULL-terminated pointer arrays.
-pub fn execve(path: &CStr, argv: *const *const u8, envp: *const *const u8) -> Errno {
-    // SAFETY: `path` is a C string; `argv` and `envp` are NULL-terminated arrays of C strings that
-    // outlive the call (argv from the kernel, envp from the arena).
-    let ret = unsafe { sc::syscall!(EXECVE, path.as_ptr(), argv, envp) };
+/// A NULL-terminated array of C-string pointers (an argv), valid for the life of the process.
+#[derive(Clone, Copy)]
+pub struct Argv(*const *const u8);
+
+impl Argv {
+    /// # Safety
+    /// `ptr` must point at a NULL-terminated array of C strings that outlive every use.
+    pub const unsafe fn new(ptr: *const *const u8) -> Self {
+        Self(ptr)
+    }
+}
+
+/// `execve(2)`; returns only on failure. `envp` must end with a NULL pointer and its other entries
+/// point at C strings (the arena's environment).
+pub fn execve(path: &CStr, argv: Argv, envp: &[*const u8]) -> Errno {
+    if envp.last().is_none_or(|last| !last.is_null()) {
+        return Errno::INVAL;
+    }
+    // SAFETY: `path` is a C string; `argv` is valid by its constructor's contract; `envp` is
+    // NULL-terminated (checked above) and its entries point at C strings in static memory.
+    let ret = unsafe { sc::syscall!(EXECVE, path.as_ptr(), argv.0, envp.as_ptr()) };
     check(ret).err().unwrap_or(Errno::INVAL)
 }
 

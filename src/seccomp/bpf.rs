@@ -76,7 +76,15 @@ pub struct Program {
 
 impl Program {
     pub const fn new() -> Self {
-        Self { insns: [SockFilter { code: 0, jt: 0, jf: 0, k: 0 }; PROGRAM_CAP], len: 0 }
+        Self {
+            insns: [SockFilter {
+                code: 0,
+                jt: 0,
+                jf: 0,
+                k: 0,
+            }; PROGRAM_CAP],
+            len: 0,
+        }
     }
 
     pub fn as_slice(&self) -> &[SockFilter] {
@@ -100,8 +108,14 @@ impl Default for Program {
 /// The numbers an ABI's block suppresses.
 fn numbers<'a>(abi: &'a Abi, chown: bool, sync: bool) -> impl Iterator<Item = u32> + Clone + 'a {
     let groups = [(chown, abi.chown), (sync, abi.sync)];
-    let native = groups.into_iter().filter(|(on, _)| *on).flat_map(|(_, list)| list.iter().copied());
-    let x32 = native.clone().filter(move |_| abi.x32).map(|nr| nr | X32_SYSCALL_BIT);
+    let native = groups
+        .into_iter()
+        .filter(|(on, _)| *on)
+        .flat_map(|(_, list)| list.iter().copied());
+    let x32 = native
+        .clone()
+        .filter(move |_| abi.x32)
+        .map(|nr| nr | X32_SYSCALL_BIT);
     native.chain(x32)
 }
 
@@ -186,10 +200,21 @@ mod tests {
 
     #[test]
     fn instruction_counts_per_native_arch() {
-        let counts: Vec<(&str, usize)> = NATIVES.iter().map(|(name, abis)| (*name, program(abis, true, true).len())).collect();
+        let counts: Vec<(&str, usize)> = NATIVES
+            .iter()
+            .map(|(name, abis)| (*name, program(abis, true, true).len()))
+            .collect();
         assert_eq!(
             counts,
-            [("x86_64", 43), ("aarch64", 31), ("riscv64", 14), ("powerpc64le", 30), ("powerpc64", 30), ("s390x", 33), ("loongarch64", 14)]
+            [
+                ("x86_64", 43),
+                ("aarch64", 31),
+                ("riscv64", 14),
+                ("powerpc64le", 30),
+                ("powerpc64", 30),
+                ("s390x", 33),
+                ("loongarch64", 14)
+            ]
         );
     }
 
@@ -237,10 +262,32 @@ mod tests {
     #[test]
     fn golden_x86_64() {
         let p = program(&[X86_64, I386], true, false);
-        let numbers: Vec<u32> = p.iter().filter(|x| x.code == JMP_JEQ_K).map(|x| x.k).collect();
+        let numbers: Vec<u32> = p
+            .iter()
+            .filter(|x| x.code == JMP_JEQ_K)
+            .map(|x| x.k)
+            .collect();
         assert_eq!(
             numbers,
-            [0xC000003E, 92, 93, 260, 94, 92 | X32_SYSCALL_BIT, 93 | X32_SYSCALL_BIT, 260 | X32_SYSCALL_BIT, 94 | X32_SYSCALL_BIT, 0x40000003, 182, 212, 95, 207, 298, 16, 198]
+            [
+                0xC000003E,
+                92,
+                93,
+                260,
+                94,
+                92 | X32_SYSCALL_BIT,
+                93 | X32_SYSCALL_BIT,
+                260 | X32_SYSCALL_BIT,
+                94 | X32_SYSCALL_BIT,
+                0x40000003,
+                182,
+                212,
+                95,
+                207,
+                298,
+                16,
+                198
+            ]
         );
         assert_eq!(p[0], i(LD_W_ABS, 0, 0, 4));
         assert_eq!(p[1], i(JMP_JEQ_K, 0, 11, 0xC000003E));
@@ -261,12 +308,30 @@ mod tests {
         let ret = i(RET_K, 0, 0, SECCOMP_RET_ALLOW);
         assert_eq!(verify(&[]), Err(VerifyError::Empty));
         assert_eq!(verify(&vec![ret; MAX_INSNS + 1]), Err(VerifyError::TooLong));
-        assert_eq!(verify(&[i(LD_W_ABS, 0, 0, 4)]), Err(VerifyError::NoFinalReturn));
-        assert_eq!(verify(&[i(LD_W_ABS, 0, 0, 2), ret]), Err(VerifyError::BadLoad { pc: 0 }));
-        assert_eq!(verify(&[i(LD_W_ABS, 0, 0, 64), ret]), Err(VerifyError::BadLoad { pc: 0 }));
-        assert_eq!(verify(&[i(JMP_JEQ_K, 1, 0, 0), ret]), Err(VerifyError::JumpOutOfRange { pc: 0 }));
-        assert_eq!(verify(&[i(JMP_JA, 0, 0, 1), ret]), Err(VerifyError::JumpOutOfRange { pc: 0 }));
-        assert_eq!(verify(&[i(0x07, 0, 0, 0), ret]), Err(VerifyError::BadOpcode { pc: 0 }));
+        assert_eq!(
+            verify(&[i(LD_W_ABS, 0, 0, 4)]),
+            Err(VerifyError::NoFinalReturn)
+        );
+        assert_eq!(
+            verify(&[i(LD_W_ABS, 0, 0, 2), ret]),
+            Err(VerifyError::BadLoad { pc: 0 })
+        );
+        assert_eq!(
+            verify(&[i(LD_W_ABS, 0, 0, 64), ret]),
+            Err(VerifyError::BadLoad { pc: 0 })
+        );
+        assert_eq!(
+            verify(&[i(JMP_JEQ_K, 1, 0, 0), ret]),
+            Err(VerifyError::JumpOutOfRange { pc: 0 })
+        );
+        assert_eq!(
+            verify(&[i(JMP_JA, 0, 0, 1), ret]),
+            Err(VerifyError::JumpOutOfRange { pc: 0 })
+        );
+        assert_eq!(
+            verify(&[i(0x07, 0, 0, 0), ret]),
+            Err(VerifyError::BadOpcode { pc: 0 })
+        );
         assert_eq!(verify(&[i(JMP_JEQ_K, 0, 0, 0), ret]), Ok(()));
     }
 
@@ -281,8 +346,19 @@ mod tests {
             }
             a
         };
-        let abi = Abi { name: "big", arch: 1, x32: false, chown: &MANY, sync: &[], chown_names: &[], sync_names: &[] };
+        let abi = Abi {
+            name: "big",
+            arch: 1,
+            x32: false,
+            chown: &MANY,
+            sync: &[],
+            chown_names: &[],
+            sync_names: &[],
+        };
         let mut p = Program::new();
-        assert_eq!(assemble(&[abi], true, false, &mut p), Err(AsmError::JumpTooFar));
+        assert_eq!(
+            assemble(&[abi], true, false, &mut p),
+            Err(AsmError::JumpTooFar)
+        );
     }
 }
