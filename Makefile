@@ -6,7 +6,7 @@ BIN     := target/$(TARGET)/release/mkosi-sandbox
 ARM_BIN := target/$(ARM)/release/mkosi-sandbox
 CARGO   ?= cargo
 
-.PHONY: all build aarch64 targets test unit e2e cross-smoke demo bench clean
+.PHONY: all build aarch64 targets test unit e2e cross-smoke differential demo bench clean
 
 all: build
 
@@ -34,7 +34,11 @@ e2e: build
 cross-smoke: aarch64
 	sh tests/cross-smoke.sh $(ARM_BIN)
 
-test: unit e2e cross-smoke
+# The same command lines under the Python original (fetched from Debian) and this binary.
+differential: build
+	bash tests/differential.sh $(BIN)
+
+test: unit e2e cross-smoke differential
 
 # A read-only /usr, /dev, /proc, mapped to root: what the sandbox looks like from inside.
 demo: build
