@@ -32,16 +32,11 @@ fn main() {
                 if f.len() != 4 {
                     fail("abi rows have 4 fields");
                 }
-                let arch = u32::from_str_radix(f[2].trim_start_matches("0x"), 16)
-                    .unwrap_or_else(|_| fail("bad arch"));
+                let arch = u32::from_str_radix(f[2].trim_start_matches("0x"), 16).unwrap_or_else(|_| fail("bad arch"));
                 if abis.iter().any(|a| a.arch == arch || a.name == f[1]) {
                     fail("duplicate ABI");
                 }
-                abis.push(Abi {
-                    name: f[1].into(),
-                    arch,
-                    x32: f[3] == "x32",
-                });
+                abis.push(Abi { name: f[1].into(), arch, x32: f[3] == "x32" });
             }
             "syscall" => {
                 if f.len() != 3 + abis.len() {
@@ -52,13 +47,7 @@ fn main() {
                 }
                 let nrs = f[3..]
                     .iter()
-                    .map(|n| {
-                        if *n == "-" {
-                            None
-                        } else {
-                            Some(n.parse().unwrap_or_else(|_| fail("bad number")))
-                        }
-                    })
+                    .map(|n| if *n == "-" { None } else { Some(n.parse().unwrap_or_else(|_| fail("bad number"))) })
                     .collect();
                 rows.push((f[1].into(), f[2].into(), nrs));
             }
@@ -80,10 +69,7 @@ fn main() {
             if let Some(nr) = nrs[i]
                 && let Some(other) = seen.insert(nr, name)
             {
-                panic!(
-                    "{table}: {} lists {nr} for both {other} and {name}",
-                    abi.name
-                );
+                panic!("{table}: {} lists {nr} for both {other} and {name}", abi.name);
             }
         }
     }
@@ -120,16 +106,10 @@ fn main() {
         )
         .unwrap();
     }
-    out.push_str(
-        "\n/// Every native architecture and the ABIs its processes can use, native first.\n",
-    );
+    out.push_str("\n/// Every native architecture and the ABIs its processes can use, native first.\n");
     out.push_str("pub const NATIVES: &[(&str, &[Abi])] = &[\n");
     for (arch, list) in &natives {
-        let list = list
-            .iter()
-            .map(|a| a.to_uppercase())
-            .collect::<Vec<_>>()
-            .join(", ");
+        let list = list.iter().map(|a| a.to_uppercase()).collect::<Vec<_>>().join(", ");
         writeln!(out, "    ({arch:?}, &[{list}]),").unwrap();
     }
     out.push_str("];\n");

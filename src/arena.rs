@@ -44,10 +44,7 @@ pub struct Full;
 
 impl<T: Copy, const N: usize> FixedVec<T, N> {
     pub const fn new() -> Self {
-        Self {
-            items: [const { MaybeUninit::uninit() }; N],
-            len: 0,
-        }
+        Self { items: [const { MaybeUninit::uninit() }; N], len: 0 }
     }
 
     pub const fn capacity(&self) -> usize {
@@ -71,9 +68,7 @@ impl<T: Copy, const N: usize> FixedVec<T, N> {
 
     pub fn get(&self, index: usize) -> Option<T> {
         // SAFETY: every slot below `len` was written by `push` or `set` (the invariant of this type).
-        self.items[..self.len]
-            .get(index)
-            .map(|slot| unsafe { slot.assume_init() })
+        self.items[..self.len].get(index).map(|slot| unsafe { slot.assume_init() })
     }
 
     pub fn set(&mut self, index: usize, item: T) {
@@ -96,9 +91,7 @@ impl<T: Copy, const N: usize> FixedVec<T, N> {
 
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = T> + '_ {
         // SAFETY: as in `get`: the slots below `len` are initialised.
-        self.items[..self.len]
-            .iter()
-            .map(|slot| unsafe { slot.assume_init() })
+        self.items[..self.len].iter().map(|slot| unsafe { slot.assume_init() })
     }
 }
 
@@ -141,8 +134,7 @@ impl<'a> Bump<'a> {
             at += part.len();
         }
         buf[len] = 0;
-        CStr::from_bytes_until_nul(buf)
-            .map_err(|_| Error::message("", "string contains a NUL byte"))
+        CStr::from_bytes_until_nul(buf).map_err(|_| Error::message("", "string contains a NUL byte"))
     }
 }
 

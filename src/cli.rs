@@ -66,26 +66,10 @@ impl Op {
             OpKind::Dev => "--dev",
             OpKind::Proc => "--proc",
             OpKind::Dir => "--dir",
-            OpKind::Bind {
-                readonly: false,
-                required: true,
-                ..
-            } => "--bind",
-            OpKind::Bind {
-                readonly: false,
-                required: false,
-                ..
-            } => "--bind-try",
-            OpKind::Bind {
-                readonly: true,
-                required: true,
-                ..
-            } => "--ro-bind",
-            OpKind::Bind {
-                readonly: true,
-                required: false,
-                ..
-            } => "--ro-bind-try",
+            OpKind::Bind { readonly: false, required: true, .. } => "--bind",
+            OpKind::Bind { readonly: false, required: false, .. } => "--bind-try",
+            OpKind::Bind { readonly: true, required: true, .. } => "--ro-bind",
+            OpKind::Bind { readonly: true, required: false, .. } => "--ro-bind-try",
             OpKind::Symlink => "--symlink",
             OpKind::Write => "--write",
             OpKind::Overlay { .. } => "--overlay",
@@ -149,12 +133,7 @@ pub struct Collect<'a> {
 pub const VERSION: &str = "26~devel";
 
 pub fn parse<A: Args + ?Sized>(args: &A, out: Collect<'_>) -> Result<Parsed> {
-    let Collect {
-        ops,
-        lowerdirs,
-        setenv,
-        unsetenv,
-    } = out;
+    let Collect { ops, lowerdirs, setenv, unsetenv } = out;
     let mut settings = Settings::default();
     // Pending `--overlay-*` values; reset at each `--overlay`, leftovers ignored.
     let mut lower_start = 0usize;
@@ -211,13 +190,7 @@ pub fn parse<A: Args + ?Sized>(args: &A, out: Collect<'_>) -> Result<Parsed> {
                         kind
                     }
                 };
-                ops.push(Op {
-                    kind,
-                    src: c"",
-                    given: None,
-                    dst,
-                })
-                .map_err(|_| too_many_ops())?;
+                ops.push(Op { kind, src: c"", given: None, dst }).map_err(|_| too_many_ops())?;
             }
             b"--bind" | b"--ro-bind" | b"--bind-try" | b"--ro-bind-try" => {
                 let opt = option_name(name);
@@ -225,63 +198,34 @@ pub fn parse<A: Args + ?Sized>(args: &A, out: Collect<'_>) -> Result<Parsed> {
                 let dst = value(opt, Some(src))?;
                 let relative = src.to_bytes().first() == Some(&b'+');
                 let stripped = if relative { strip_first(src) } else { src };
-                let kind = OpKind::Bind {
-                    readonly: name.starts_with(b"--ro"),
-                    required: !name.ends_with(b"-try"),
-                    relative,
-                };
-                ops.push(Op {
-                    kind,
-                    src: stripped,
-                    given: Some(src),
-                    dst,
-                })
-                .map_err(|_| too_many_ops())?;
+                let kind =
+                    OpKind::Bind { readonly: name.starts_with(b"--ro"), required: !name.ends_with(b"-try"), relative };
+                ops.push(Op { kind, src: stripped, given: Some(src), dst }).map_err(|_| too_many_ops())?;
             }
             b"--symlink" | b"--write" => {
                 let opt = option_name(name);
                 let src = value(opt, None)?;
                 let dst = value(opt, Some(src))?;
-                let kind = if name == b"--symlink" {
-                    OpKind::Symlink
-                } else {
-                    OpKind::Write
-                };
-                ops.push(Op {
-                    kind,
-                    src,
-                    given: Some(src),
-                    dst,
-                })
-                .map_err(|_| too_many_ops())?;
+                let kind = if name == b"--symlink" { OpKind::Symlink } else { OpKind::Write };
+                ops.push(Op { kind, src, given: Some(src), dst }).map_err(|_| too_many_ops())?;
             }
             b"--overlay-lowerdir" => {
                 let dir = value("--overlay-lowerdir", None)?;
-                lowerdirs
-                    .push(dir)
-                    .map_err(|_| Error::capacity("--overlay-lowerdir entries", MAX_LOWERDIRS))?;
+                lowerdirs.push(dir).map_err(|_| Error::capacity("--overlay-lowerdir entries", MAX_LOWERDIRS))?;
             }
             b"--overlay-upperdir" => upper = Some(value("--overlay-upperdir", None)?),
             b"--overlay-workdir" => work = Some(value("--overlay-workdir", None)?),
             b"--unsetenv" => {
                 let name = value("--unsetenv", None)?;
-                unsetenv
-                    .push(name)
-                    .map_err(|_| Error::capacity("--unsetenv entries", MAX_ENV_EDITS))?;
+                unsetenv.push(name).map_err(|_| Error::capacity("--unsetenv entries", MAX_ENV_EDITS))?;
             }
             b"--setenv" => {
                 let key = value("--setenv", None)?;
                 let val = value("--setenv", Some(key))?;
                 if key.to_bytes().is_empty() || key.to_bytes().contains(&b'=') {
-                    return Err(Error::message("", "invalid variable name").about(
-                        "--setenv",
-                        Some(key),
-                        None,
-                    ));
+                    return Err(Error::message("", "invalid variable name").about("--setenv", Some(key), None));
                 }
-                setenv
-                    .push((key, val))
-                    .map_err(|_| Error::capacity("--setenv entries", MAX_ENV_EDITS))?;
+                setenv.push((key, val)).map_err(|_| Error::capacity("--setenv entries", MAX_ENV_EDITS))?;
             }
             b"--chdir" => settings.chdir = Some(Chdir::Path(value("--chdir", None)?)),
             b"--same-dir" => settings.chdir = Some(Chdir::SameDir),
@@ -362,11 +306,7 @@ fn parse_fd(s: &[u8]) -> Option<i32> {
 
 /// The help text of the original, with `--pack-fds` and our capacities added.
 pub fn help(highlight: bool) -> [&'static str; 4] {
-    let (on, off) = if highlight {
-        ("\x1b[0;1;39m", "\x1b[0m")
-    } else {
-        ("", "")
-    };
+    let (on, off) = if highlight { ("\x1b[0;1;39m", "\x1b[0m") } else { ("", "") };
     [HELP_HEAD, on, off, HELP_BODY]
 }
 
@@ -415,9 +355,7 @@ pub(crate) mod tests {
     use std::ffi::CString;
 
     pub(crate) fn leak(args: &[&str]) -> Vec<&'static CStr> {
-        args.iter()
-            .map(|a| &*Box::leak(CString::new(*a).unwrap().into_boxed_c_str()))
-            .collect()
+        args.iter().map(|a| &*Box::leak(CString::new(*a).unwrap().into_boxed_c_str())).collect()
     }
 
     pub(crate) struct Store {
@@ -460,9 +398,7 @@ pub(crate) mod tests {
     #[test]
     fn options_take_values_verbatim_and_stop_at_the_command() {
         let mut s = Store::new();
-        let st = settings(s.parse(&[
-            "--bind", "--", "/x", "--setenv", "A", "-v", "ls", "--tmpfs", "/t",
-        ]));
+        let st = settings(s.parse(&["--bind", "--", "/x", "--setenv", "A", "-v", "ls", "--tmpfs", "/t"]));
         assert_eq!(st.command, 6);
         let op = s.ops.get(0).unwrap();
         assert_eq!(op.src.to_bytes(), b"--");
@@ -484,25 +420,11 @@ pub(crate) mod tests {
         let mut s = Store::new();
         settings(s.parse(&["--ro-bind-try", "+/buildroot/x", "/x", "--bind", "/a", "/b"]));
         let op = s.ops.get(0).unwrap();
-        assert_eq!(
-            op.kind,
-            OpKind::Bind {
-                readonly: true,
-                required: false,
-                relative: true
-            }
-        );
+        assert_eq!(op.kind, OpKind::Bind { readonly: true, required: false, relative: true });
         assert_eq!(op.src.to_bytes(), b"/buildroot/x");
         assert_eq!(op.given.unwrap().to_bytes(), b"+/buildroot/x");
         assert_eq!(op.option(), "--ro-bind-try");
-        assert_eq!(
-            s.ops.get(1).unwrap().kind,
-            OpKind::Bind {
-                readonly: false,
-                required: true,
-                relative: false
-            }
-        );
+        assert_eq!(s.ops.get(1).unwrap().kind, OpKind::Bind { readonly: false, required: true, relative: false });
     }
 
     #[test]
@@ -527,24 +449,16 @@ pub(crate) mod tests {
             "/left-over",
         ]));
         match s.ops.get(0).unwrap().kind {
-            OpKind::Overlay {
-                lower_start: 0,
-                lower_len: 3,
-                upper: Some(u),
-                work: None,
-            } => assert_eq!(u.to_bytes(), b"tmpfs"),
+            OpKind::Overlay { lower_start: 0, lower_len: 3, upper: Some(u), work: None } => {
+                assert_eq!(u.to_bytes(), b"tmpfs")
+            }
             k => panic!("{k:?}"),
         }
         let lowers: Vec<_> = s.lowerdirs.iter().map(|c| c.to_str().unwrap()).collect();
         assert_eq!(&lowers[..4], ["/l3", "/l2", "/l1", "/m1"]);
         assert_eq!(
             s.ops.get(1).unwrap().kind,
-            OpKind::Overlay {
-                lower_start: 3,
-                lower_len: 1,
-                upper: None,
-                work: None
-            }
+            OpKind::Overlay { lower_start: 3, lower_len: 1, upper: None, work: None }
         );
     }
 
@@ -577,10 +491,7 @@ pub(crate) mod tests {
 
     #[test]
     fn help_and_version_win_over_later_errors() {
-        assert_eq!(
-            Store::new().parse(&["--tmpfs", "rel", "--help"]),
-            Ok(Parsed::Help)
-        );
+        assert_eq!(Store::new().parse(&["--tmpfs", "rel", "--help"]), Ok(Parsed::Help));
         assert_eq!(Store::new().parse(&["-h", "--nope"]), Ok(Parsed::Help));
         assert_eq!(Store::new().parse(&["--version"]), Ok(Parsed::Version));
     }
@@ -593,18 +504,9 @@ pub(crate) mod tests {
 
     #[test]
     fn bad_input_gives_one_line() {
-        assert_eq!(
-            message(Store::new().parse(&["--bind", "/x"])),
-            "mkosi-sandbox: --bind /x: missing argument\n"
-        );
-        assert_eq!(
-            message(Store::new().parse(&["--tmpfs"])),
-            "mkosi-sandbox: --tmpfs: missing argument\n"
-        );
-        assert_eq!(
-            message(Store::new().parse(&["-x"])),
-            "mkosi-sandbox: -x: unrecognized option\n"
-        );
+        assert_eq!(message(Store::new().parse(&["--bind", "/x"])), "mkosi-sandbox: --bind /x: missing argument\n");
+        assert_eq!(message(Store::new().parse(&["--tmpfs"])), "mkosi-sandbox: --tmpfs: missing argument\n");
+        assert_eq!(message(Store::new().parse(&["-x"])), "mkosi-sandbox: -x: unrecognized option\n");
         assert_eq!(
             message(Store::new().parse(&["--ro-bind", "/usr", "usr"])),
             "mkosi-sandbox: --ro-bind /usr usr: destination is not an absolute path\n"
@@ -626,9 +528,6 @@ pub(crate) mod tests {
             args.push("--dir");
             args.push("/a");
         }
-        assert_eq!(
-            message(Store::new().parse(&args)),
-            format!("mkosi-sandbox: too many operations (max {MAX_OPS})\n")
-        );
+        assert_eq!(message(Store::new().parse(&args)), format!("mkosi-sandbox: too many operations (max {MAX_OPS})\n"));
     }
 }

@@ -28,36 +28,19 @@ pub type Result<T> = core::result::Result<T, Error>;
 
 impl Error {
     pub const fn sys(syscall: &'static str, errno: Errno) -> Self {
-        Self {
-            subject: "",
-            args: [None, None],
-            cause: Cause::Sys { syscall, errno },
-        }
+        Self { subject: "", args: [None, None], cause: Cause::Sys { syscall, errno } }
     }
 
     pub const fn message(subject: &'static str, text: &'static str) -> Self {
-        Self {
-            subject,
-            args: [None, None],
-            cause: Cause::Text(text),
-        }
+        Self { subject, args: [None, None], cause: Cause::Text(text) }
     }
 
     pub const fn capacity(what: &'static str, max: usize) -> Self {
-        Self {
-            subject: "",
-            args: [None, None],
-            cause: Cause::Capacity { what, max },
-        }
+        Self { subject: "", args: [None, None], cause: Cause::Capacity { what, max } }
     }
 
     /// Names the subject unless a more precise one was already named.
-    pub fn about(
-        mut self,
-        subject: &'static str,
-        a: Option<&'static CStr>,
-        b: Option<&'static CStr>,
-    ) -> Self {
+    pub fn about(mut self, subject: &'static str, a: Option<&'static CStr>, b: Option<&'static CStr>) -> Self {
         if self.subject.is_empty() {
             self.subject = subject;
             self.args = [a, b];
@@ -137,10 +120,7 @@ pub struct Line {
 
 impl Line {
     pub const fn new() -> Self {
-        Self {
-            buf: [0; 8192],
-            len: 0,
-        }
+        Self { buf: [0; 8192], len: 0 }
     }
 
     pub fn push(&mut self, bytes: &[u8]) {
@@ -197,15 +177,9 @@ impl Default for Line {
 /// `TERM` is not `dumb`.
 pub fn styles(term_is_dumb: bool) -> (&'static str, &'static str) {
     // SAFETY: fds 1 and 2 are borrowed only for the duration of the isatty ioctl.
-    let ttys = unsafe {
-        rustix::termios::isatty(rustix::stdio::stdout())
-            && rustix::termios::isatty(rustix::stdio::stderr())
-    };
-    if ttys && !term_is_dumb {
-        ("\x1b[31;1m", "\x1b[0m")
-    } else {
-        ("", "")
-    }
+    let ttys =
+        unsafe { rustix::termios::isatty(rustix::stdio::stdout()) && rustix::termios::isatty(rustix::stdio::stderr()) };
+    if ttys && !term_is_dumb { ("\x1b[31;1m", "\x1b[0m") } else { ("", "") }
 }
 
 /// The original's explanation printed before an ENOSYS error.
@@ -226,9 +200,7 @@ pub fn explain_unshare_eperm(out: &mut Line, (red, reset): (&str, &str)) {
     out.push(red.as_bytes());
     out.push(b"mkosi was forbidden to unshare namespaces");
     out.push(reset.as_bytes());
-    out.push(
-        b".\nThis probably means your distribution has restricted unprivileged user namespaces.\n",
-    );
+    out.push(b".\nThis probably means your distribution has restricted unprivileged user namespaces.\n");
     out.push(b"Please consult the REQUIREMENTS section of the mkosi man page, e.g. via \"mkosi\ndocumentation\", for workarounds.\n");
 }
 
@@ -292,31 +264,21 @@ mod tests {
 
     #[test]
     fn op_errors_name_option_paths_and_cause() {
-        let e =
-            Error::sys("open_tree", Errno::NOENT).about("--ro-bind", Some(c"/nope"), Some(c"/x"));
-        assert_eq!(
-            text(e),
-            "mkosi-sandbox: --ro-bind /nope /x: No such file or directory\n"
-        );
+        let e = Error::sys("open_tree", Errno::NOENT).about("--ro-bind", Some(c"/nope"), Some(c"/x"));
+        assert_eq!(text(e), "mkosi-sandbox: --ro-bind /nope /x: No such file or directory\n");
     }
 
     #[test]
     fn stage_errors_name_the_syscall() {
         let e = Error::sys("pivot_root", Errno::INVAL).about("setup", None, None);
-        assert_eq!(
-            text(e),
-            "mkosi-sandbox: setup: pivot_root: Invalid argument\n"
-        );
+        assert_eq!(text(e), "mkosi-sandbox: setup: pivot_root: Invalid argument\n");
         let e = Error::sys("unshare", Errno::PERM).about("unshare", None, None);
         assert_eq!(text(e), "mkosi-sandbox: unshare: Operation not permitted\n");
     }
 
     #[test]
     fn capacity_errors_give_the_limit() {
-        assert_eq!(
-            text(Error::capacity("operations", 8192)),
-            "mkosi-sandbox: too many operations (max 8192)\n"
-        );
+        assert_eq!(text(Error::capacity("operations", 8192)), "mkosi-sandbox: too many operations (max 8192)\n");
     }
 
     #[test]

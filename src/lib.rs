@@ -30,32 +30,12 @@ pub const EXIT_NOT_FOUND: i32 = 127;
 
 /// Runs the sandbox; returns the exit status when it does not exec.
 pub fn main(args: &CArgs, environ: &CEnv, arena: &'static mut Arena) -> i32 {
-    let Arena {
-        ops,
-        order,
-        keys,
-        lowerdirs,
-        setenv,
-        unsetenv,
-        env,
-        fds,
-        scratch,
-        bytes,
-        binds,
-        envp: envp_out,
-    } = arena;
+    let Arena { ops, order, keys, lowerdirs, setenv, unsetenv, env, fds, scratch, bytes, binds, envp: envp_out } =
+        arena;
     let mut bump = Bump::new(bytes);
     let mut line = Line::new();
 
-    let parsed = cli::parse(
-        args,
-        Collect {
-            ops,
-            lowerdirs,
-            setenv,
-            unsetenv,
-        },
-    );
+    let parsed = cli::parse(args, Collect { ops, lowerdirs, setenv, unsetenv });
     let settings = match parsed {
         Ok(Parsed::Run(settings)) => settings,
         Ok(Parsed::Help) => {
@@ -85,12 +65,7 @@ pub fn main(args: &CArgs, environ: &CEnv, arena: &'static mut Arena) -> i32 {
         let order = plan::plan(ops, keys, order, binds, &mut bump)?;
         process::apply_env_edits(env, &mut bump, setenv, unsetenv)?;
         let ready = prepare(&settings, ops, order, env, fds, &mut bump)?;
-        let mut ctx = mounts::Context {
-            scratch,
-            lowerdirs,
-            ttyname: ready.ttyname,
-            umask: 0,
-        };
+        let mut ctx = mounts::Context { scratch, lowerdirs, ttyname: ready.ttyname, umask: 0 };
         enter_namespaces(&settings)?;
         ctx.umask = rustix::process::umask(rustix::fs::Mode::empty()).bits();
         mounts::setup(&mut ctx, ops, order)?;
@@ -100,9 +75,7 @@ pub fn main(args: &CArgs, environ: &CEnv, arena: &'static mut Arena) -> i32 {
             (args.arg(settings.command), args.tail(settings.command))
         } else {
             // SAFETY: DEFAULT_COMMAND is a static, NULL-terminated array of one string literal.
-            (c"bash", unsafe {
-                sys::Argv::new(DEFAULT_COMMAND.0.as_ptr())
-            })
+            (c"bash", unsafe { sys::Argv::new(DEFAULT_COMMAND.0.as_ptr()) })
         };
         let errno = process::execvp(command, argv, env, envp_out, &mut scratch.a);
         Err(Error::sys("execvp", errno).about("", Some(command), None))
@@ -110,14 +83,7 @@ pub fn main(args: &CArgs, environ: &CEnv, arena: &'static mut Arena) -> i32 {
     match result {
         Ok(_) => 0,
         Err(e) => {
-            let not_found = e.errno() == Some(Errno::NOENT)
-                && matches!(
-                    e.cause,
-                    Cause::Sys {
-                        syscall: "execvp",
-                        ..
-                    }
-                );
+            let not_found = e.errno() == Some(Errno::NOENT) && matches!(e.cause, Cause::Sys { syscall: "execvp", .. });
             let status = report(&e, &mut line, term_is_dumb);
             if not_found { EXIT_NOT_FOUND } else { status }
         }
@@ -128,8 +94,7 @@ pub fn main(args: &CArgs, environ: &CEnv, arena: &'static mut Arena) -> i32 {
 struct DefaultCommand([*const u8; 2]);
 // SAFETY: the pointers refer to a string literal; nothing ever writes through them.
 unsafe impl Sync for DefaultCommand {}
-static DEFAULT_COMMAND: DefaultCommand =
-    DefaultCommand([c"bash".as_ptr().cast(), core::ptr::null()]);
+static DEFAULT_COMMAND: DefaultCommand = DefaultCommand([c"bash".as_ptr().cast(), core::ptr::null()]);
 
 struct Ready {
     ttyname: Option<&'static CStr>,
@@ -150,32 +115,18 @@ fn prepare(
         Some(Chdir::Path(p)) => Some(p),
         Some(Chdir::SameDir) => {
             let mut buf = [0u8; path::PATH_CAP];
-            let cwd = sys::getcwd(&mut buf)
-                .during("getcwd")
-                .map_err(|e| e.about("--same-dir", None, None))?;
+            let cwd = sys::getcwd(&mut buf).during("getcwd").map_err(|e| e.about("--same-dir", None, None))?;
             Some(bump.cstr(&[cwd])?)
         }
         None => None,
     };
-    let has_dev = order.iter().any(|&i| {
-        ops.get(i as usize)
-            .is_some_and(|op| op.kind == cli::OpKind::Dev)
-    });
-    let ttyname = if has_dev {
-        process::stderr_ttyname(bump)
-    } else {
-        None
-    };
+    let has_dev = order.iter().any(|&i| ops.get(i as usize).is_some_and(|op| op.kind == cli::OpKind::Dev));
+    let ttyname = if has_dev { process::stderr_ttyname(bump) } else { None };
     if settings.pack_fds {
         let n = process::pack_fds(fds)?;
         if n > 0 {
             let mut digits = [0u8; 20];
-            process::setenv(
-                env,
-                bump,
-                b"LISTEN_FDS",
-                process::decimal(n as u64, &mut digits),
-            )?;
+            process::setenv(env, bump, b"LISTEN_FDS", process::decimal(n as u64, &mut digits))?;
             let pid = rustix::process::getpid().as_raw_nonzero().get() as u64;
             process::setenv(env, bump, b"LISTEN_PID", process::decimal(pid, &mut digits))?;
         }
@@ -191,12 +142,9 @@ fn enter_namespaces(settings: &Settings) -> Result<()> {
     let flags = userns::namespaces(&caller, userns, settings.unshare_net, settings.unshare_ipc);
     let chown = settings.suppress_chown && (userns || userns::uid_map_has_single_user());
     seccomp::install(chown, settings.suppress_sync)?;
-    sys::unshare(flags)
-        .during("unshare")
-        .map_err(|e| e.about("unshare", None, None))?;
+    sys::unshare(flags).during("unshare").map_err(|e| e.about("unshare", None, None))?;
     if userns {
-        userns::write_maps(&caller, settings.become_root)
-            .map_err(|e| e.about("user namespace", None, None))?;
+        userns::write_maps(&caller, settings.become_root).map_err(|e| e.about("user namespace", None, None))?;
         if !settings.become_root {
             userns::raise_ambient().map_err(|e| e.about("capabilities", None, None))?;
         }
@@ -213,14 +161,8 @@ fn enter_namespaces(settings: &Settings) -> Result<()> {
 /// After the mounts: the working directory, the caller's umask, `--exec-fd`, `--suspend`.
 fn finish(settings: &Settings, cwd: Option<&'static CStr>, umask: u32) -> Result<()> {
     if let Some(dir) = cwd {
-        let option = if matches!(settings.chdir, Some(Chdir::SameDir)) {
-            "--same-dir"
-        } else {
-            "--chdir"
-        };
-        rustix::process::chdir(dir)
-            .during("chdir")
-            .map_err(|e| e.about(option, Some(dir), None))?;
+        let option = if matches!(settings.chdir, Some(Chdir::SameDir)) { "--same-dir" } else { "--chdir" };
+        rustix::process::chdir(dir).during("chdir").map_err(|e| e.about(option, Some(dir), None))?;
     }
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(umask));
     if let Some(fd) = settings.exec_fd {

@@ -13,7 +13,7 @@ use rustix::mount::{MoveMountFlags, OpenTreeFlags, UnmountFlags};
 use crate::arena::{FixedVec, MAX_LOWERDIRS, Scratch};
 use crate::cli::{Op, OpKind};
 use crate::error::{During, Error, Result};
-use crate::path::{PathBuf, ResolveScratch, is_tmp_dir, read_link, resolve};
+use crate::path::{PathBuf, ResolveScratch, Resolved, is_tmp_dir, read_link, resolve};
 use crate::sys::{self, MOUNT_ATTR_RDONLY, MS_BIND, MS_MOVE, MS_REC, MS_SHARED};
 
 const OLDROOT: &[u8] = b"oldroot";
@@ -32,43 +32,25 @@ pub struct Context<'a> {
 }
 
 /// Builds the sandbox and makes it the root. On return the cwd is the new `/`.
-pub fn setup(
-    ctx: &mut Context<'_>,
-    ops: &FixedVec<Op, { crate::arena::MAX_OPS }>,
-    order: &[u32],
-) -> Result<()> {
+pub fn setup(ctx: &mut Context<'_>, ops: &FixedVec<Op, { crate::arena::MAX_OPS }>, order: &[u32]) -> Result<()> {
     let stage = |e: Error| e.about("setup", None, None);
     // A tmpfs workspace, so that everything made here vanishes with the sandbox.
     sys::mount(Some(c"tmpfs"), c"/tmp", Some(c"tmpfs"), 0, None)
         .during("mount")
         .map_err(|e| e.about("setup /tmp", None, None))?;
-    rustix::process::chdir(c"/tmp")
-        .during("chdir")
-        .map_err(stage)?;
+    rustix::process::chdir(c"/tmp").during("chdir").map_err(stage)?;
     mkdir(c"newroot", DIR_MODE).during("mkdir").map_err(stage)?;
     mkdir(c"oldroot", DIR_MODE).during("mkdir").map_err(stage)?;
-    sys::mount(Some(c"newroot"), c"newroot", None, MS_BIND | MS_REC, None)
-        .during("mount")
-        .map_err(stage)?;
+    sys::mount(Some(c"newroot"), c"newroot", None, MS_BIND | MS_REC, None).during("mount").map_err(stage)?;
 
     if rustix::process::pivot_root(c".", c"oldroot").is_err() {
         // In an initramfs `/` is not a mount point and pivot_root() fails: move instead.
-        sys::mount(Some(c"/"), c"oldroot", None, MS_BIND | MS_REC, None)
-            .during("mount")
-            .map_err(stage)?;
-        sys::mount(Some(c"."), c"/", None, MS_MOVE, None)
-            .during("mount")
-            .map_err(stage)?;
-        rustix::process::chroot(c".")
-            .during("chroot")
-            .map_err(stage)?;
-        rustix::process::chdir(c".")
-            .during("chdir")
-            .map_err(stage)?;
+        sys::mount(Some(c"/"), c"oldroot", None, MS_BIND | MS_REC, None).during("mount").map_err(stage)?;
+        sys::mount(Some(c"."), c"/", None, MS_MOVE, None).during("mount").map_err(stage)?;
+        rustix::process::chroot(c".").during("chroot").map_err(stage)?;
+        rustix::process::chdir(c".").during("chdir").map_err(stage)?;
         // The workspace hid the caller's /tmp, which may hold sources: reveal it again.
-        rustix::mount::unmount(c"oldroot/tmp", UnmountFlags::DETACH)
-            .during("umount2")
-            .map_err(stage)?;
+        rustix::mount::unmount(c"oldroot/tmp", UnmountFlags::DETACH).during("umount2").map_err(stage)?;
     }
 
     for &index in order {
@@ -78,68 +60,39 @@ pub fn setup(
         execute(ctx, &op).map_err(|e| op.blame(e))?;
     }
 
-    rustix::process::chdir(c"newroot")
-        .during("chdir")
-        .map_err(stage)?;
+    rustix::process::chdir(c"newroot").during("chdir").map_err(stage)?;
     // newroot is a mount point, so this pivot cannot hit the initramfs case.
-    rustix::process::pivot_root(c".", c".")
-        .during("pivot_root")
-        .map_err(stage)?;
-    rustix::mount::unmount(c".", UnmountFlags::DETACH)
-        .during("umount2")
-        .map_err(stage)?;
+    rustix::process::pivot_root(c".", c".").during("pivot_root").map_err(stage)?;
+    rustix::mount::unmount(c".", UnmountFlags::DETACH).during("umount2").map_err(stage)?;
     // A new peer group: mounts made inside propagate inside, never to the host.
-    sys::mount(None, c".", None, MS_SHARED | MS_REC, None)
-        .during("mount")
-        .map_err(stage)?;
+    sys::mount(None, c".", None, MS_SHARED | MS_REC, None).during("mount").map_err(stage)?;
     Ok(())
 }
 
 fn execute(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
     match op.kind {
-        OpKind::Bind {
-            readonly,
-            required,
-            relative,
-        } => bind(ctx, op, readonly, required, relative),
+        OpKind::Bind { readonly, required, relative } => bind(ctx, op, readonly, required, relative),
         OpKind::Proc => proc(ctx, op),
         OpKind::Dev => dev(ctx, op),
         OpKind::Tmpfs => tmpfs(ctx, op),
         OpKind::Dir => dir(ctx, op),
         OpKind::Symlink => symlink(ctx, op),
         OpKind::Write => write(ctx, op),
-        OpKind::Overlay {
-            lower_start,
-            lower_len,
-            upper,
-            work,
-        } => overlay(ctx, op, lower_start, lower_len, upper, work),
+        OpKind::Overlay { lower_start, lower_len, upper, work } => {
+            overlay(ctx, op, lower_start, lower_len, upper, work)
+        }
     }
 }
 
-/// Resolves `path` inside `root` into `out` (the original's `chase()`); returns whether it exists.
-fn chase(
-    root: &[u8],
-    path: &CStr,
-    out: &mut PathBuf,
-    pending: &mut PathBuf,
-    link: &mut PathBuf,
-) -> Result<bool> {
-    let resolved =
-        resolve(root, path.to_bytes(), out, ResolveScratch { pending, link }).during("readlink")?;
-    Ok(resolved.exists)
+/// Resolves `path` inside `root` into `out` (the original's `chase()`).
+fn chase(root: &[u8], path: &CStr, out: &mut PathBuf, pending: &mut PathBuf, link: &mut PathBuf) -> Result<Resolved> {
+    resolve(root, path.to_bytes(), out, ResolveScratch { pending, link }).during("readlink")
 }
 
-fn bind(
-    ctx: &mut Context<'_>,
-    op: &Op,
-    readonly: bool,
-    required: bool,
-    relative: bool,
-) -> Result<()> {
+fn bind(ctx: &mut Context<'_>, op: &Op, readonly: bool, required: bool, relative: bool) -> Result<()> {
     let s = &mut *ctx.scratch;
     let root = if relative { NEWROOT } else { OLDROOT };
-    if !chase(root, op.src, &mut s.a, &mut s.pending, &mut s.link)? {
+    if !chase(root, op.src, &mut s.a, &mut s.pending, &mut s.link)?.exists {
         if !required {
             return Ok(());
         }
@@ -147,59 +100,56 @@ fn bind(
     }
     let src_type = file_type(s.a.as_cstr()).during("stat")?;
     let attrs = if readonly { MOUNT_ATTR_RDONLY } else { 0 };
+    let dst = chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?;
 
     if src_type != FileType::Directory {
-        // A file bound onto a symlink goes onto the symlink itself, not where it points.
-        join(&mut s.b, NEWROOT, op.dst)?;
-        if rustix::fs::statat(CWD, s.b.as_cstr(), AtFlags::SYMLINK_NOFOLLOW)
-            .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink)
-        {
+        // A file bound onto a symlink goes onto the symlink itself, not where it points. The walk
+        // above usually knows whether the written path is a symlink; if a parent was one, ask.
+        let onto_link = match dst.written_is_link {
+            Some(known) => known,
+            None => {
+                join(&mut s.opts, NEWROOT, op.dst)?;
+                rustix::fs::statat(CWD, s.opts.as_cstr(), AtFlags::SYMLINK_NOFOLLOW)
+                    .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink)
+            }
+        };
+        if onto_link {
+            join(&mut s.b, NEWROOT, op.dst)?;
             return mount_rbind(s.a.as_cstr(), s.b.as_cstr(), attrs);
         }
     }
 
-    if !chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)? {
-        mkdir_parent(&mut s.b)?;
+    if !dst.exists {
+        if !dst.parent_exists {
+            mkdir_parent(&mut s.b)?;
+        }
         if src_type == FileType::RegularFile {
-            create_file(s.b.as_cstr(), 0o644).during("open")?;
+            create_file(s.b.as_cstr(), 0o644).during("mknod")?;
         } else {
             mkdir(s.b.as_cstr(), DIR_MODE).during("mkdir")?;
         }
     }
-    mount_rbind(s.a.as_cstr(), s.b.as_cstr(), attrs)
+    bind_resolved(s.a.as_cstr(), s.b.as_cstr(), attrs)
 }
 
 fn proc(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
     let s = &mut *ctx.scratch;
-    chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?;
-    mkdir_all(&mut s.b, DIR_MODE)?;
-    mount_rbind(c"oldroot/proc", s.b.as_cstr(), 0)
+    if !chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?.exists {
+        mkdir_all(&mut s.b, DIR_MODE)?;
+    }
+    bind_resolved(c"oldroot/proc", s.b.as_cstr(), 0)
 }
 
 fn dev(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
     let s = &mut *ctx.scratch;
-    chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?;
-    mkdir_all(&mut s.b, DIR_MODE)?;
+    if !chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?.exists {
+        mkdir_all(&mut s.b, DIR_MODE)?;
+    }
     // The mode matters: with tmpfs's default 1777, opening /dev/null fails with EACCES.
-    sys::mount(
-        Some(c"tmpfs"),
-        s.b.as_cstr(),
-        Some(c"tmpfs"),
-        0,
-        Some(c"mode=0755"),
-    )
-    .during("mount")?;
+    sys::mount(Some(c"tmpfs"), s.b.as_cstr(), Some(c"tmpfs"), 0, Some(c"mode=0755")).during("mount")?;
     let base = s.b.len();
 
-    for node in [
-        &b"null"[..],
-        b"zero",
-        b"full",
-        b"random",
-        b"urandom",
-        b"tty",
-        b"fuse",
-    ] {
+    for node in [&b"null"[..], b"zero", b"full", b"random", b"urandom", b"tty", b"fuse"] {
         s.a.set(b"oldroot/dev/").during("mount")?;
         s.a.push(node).during("mount")?;
         if node == b"fuse" && file_type(s.a.as_cstr()).is_err() {
@@ -207,7 +157,7 @@ fn dev(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
         }
         s.b.truncate(base);
         s.b.push_component(node).during("open")?;
-        create_file(s.b.as_cstr(), 0o644).during("open")?;
+        create_file(s.b.as_cstr(), 0o644).during("mknod")?;
         sys::mount(Some(s.a.as_cstr()), s.b.as_cstr(), None, MS_BIND, None).during("mount")?;
     }
     for (name, target) in [
@@ -227,14 +177,8 @@ fn dev(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
     s.b.truncate(base);
     s.b.push_component(b"pts").during("mkdir")?;
     mkdir(s.b.as_cstr(), DIR_MODE).during("mkdir")?;
-    sys::mount(
-        Some(c"devpts"),
-        s.b.as_cstr(),
-        Some(c"devpts"),
-        0,
-        Some(c"newinstance,ptmxmode=0666,mode=620"),
-    )
-    .during("mount")?;
+    sys::mount(Some(c"devpts"), s.b.as_cstr(), Some(c"devpts"), 0, Some(c"newinstance,ptmxmode=0666,mode=620"))
+        .during("mount")?;
     s.b.truncate(base);
     s.b.push_component(b"ptmx").during("symlink")?;
     rustix::fs::symlinkat(c"pts/ptmx", CWD, s.b.as_cstr()).during("symlink")?;
@@ -242,7 +186,7 @@ fn dev(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
     if let Some(tty) = ctx.ttyname {
         s.b.truncate(base);
         s.b.push_component(b"console").during("open")?;
-        create_file(s.b.as_cstr(), 0o644).during("open")?;
+        create_file(s.b.as_cstr(), 0o644).during("mknod")?;
         join(&mut s.a, OLDROOT, tty)?;
         sys::mount(Some(s.a.as_cstr()), s.b.as_cstr(), None, MS_BIND, None).during("mount")?;
     }
@@ -251,21 +195,23 @@ fn dev(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
 
 fn tmpfs(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
     let s = &mut *ctx.scratch;
-    chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?;
-    mkdir_all(&mut s.b, DIR_MODE)?;
-    let options = if is_tmp_dir(s.b.as_bytes()) {
-        None
-    } else {
-        Some(c"mode=0755")
-    };
+    if !chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?.exists {
+        mkdir_all(&mut s.b, DIR_MODE)?;
+    }
+    let options = if is_tmp_dir(s.b.as_bytes()) { None } else { Some(c"mode=0755") };
     sys::mount(Some(c"tmpfs"), s.b.as_cstr(), Some(c"tmpfs"), 0, options).during("mount")
 }
 
 fn dir(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
     let s = &mut *ctx.scratch;
-    chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?;
-    mkdir_parent(&mut s.b)?;
-    // Only if missing: an existing directory, or file, is left alone.
+    let dst = chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?;
+    if dst.exists {
+        // Only if missing: an existing directory, or file, is left alone.
+        return Ok(());
+    }
+    if !dst.parent_exists {
+        mkdir_parent(&mut s.b)?;
+    }
     match mkdir(s.b.as_cstr(), tmp_or_dir_mode(s.b.as_bytes())) {
         Ok(()) | Err(Errno::EXIST) => Ok(()),
         Err(e) => Err(Error::sys("mkdir", e)),
@@ -297,8 +243,9 @@ fn symlink(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
 
 fn write(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
     let s = &mut *ctx.scratch;
-    chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?;
-    mkdir_parent(&mut s.b)?;
+    if !chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?.parent_exists {
+        mkdir_parent(&mut s.b)?;
+    }
     let mode = Mode::from_raw_mode(0o666 & !ctx.umask);
     let fd = rustix::fs::openat(
         CWD,
@@ -338,11 +285,11 @@ fn overlay(
         opts.push(s.a.as_bytes()).map_err(too_long)?;
     }
     // Without these, a mount fails when the upper directory was used with other lower ones before.
-    opts.push(b",userxattr,index=off,metacopy=off")
-        .map_err(too_long)?;
+    opts.push(b",userxattr,index=off,metacopy=off").map_err(too_long)?;
 
-    chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?;
-    mkdir_parent(&mut s.b)?;
+    if !chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?.parent_exists {
+        mkdir_parent(&mut s.b)?;
+    }
     let mode = tmp_or_dir_mode(s.b.as_bytes());
     match mkdir(s.b.as_cstr(), mode) {
         Ok(()) | Err(Errno::EXIST) => {}
@@ -350,14 +297,7 @@ fn overlay(
     }
 
     if upper.is_some_and(|u| u.to_bytes() == b"tmpfs") {
-        sys::mount(
-            Some(c"tmpfs"),
-            s.b.as_cstr(),
-            Some(c"tmpfs"),
-            0,
-            Some(c"mode=0755"),
-        )
-        .during("mount")?;
+        sys::mount(Some(c"tmpfs"), s.b.as_cstr(), Some(c"tmpfs"), 0, Some(c"mode=0755")).during("mount")?;
         let base = s.b.len();
         s.b.push(b"/upper").during("mkdir")?;
         mkdir(s.b.as_cstr(), mode).during("mkdir")?;
@@ -365,10 +305,7 @@ fn overlay(
         s.b.push(b"/cache").during("mkdir")?;
         mkdir(s.b.as_cstr(), DIR_MODE).during("mkdir")?;
         s.b.truncate(base);
-        for (key, sub) in [
-            (&b",upperdir="[..], &b"/upper"[..]),
-            (b",workdir=", b"/cache"),
-        ] {
+        for (key, sub) in [(&b",upperdir="[..], &b"/upper"[..]), (b",workdir=", b"/cache")] {
             opts.push(key).map_err(too_long)?;
             opts.push(s.b.as_bytes()).map_err(too_long)?;
             opts.push(sub).map_err(too_long)?;
@@ -381,18 +318,21 @@ fn overlay(
             opts.push(s.a.as_bytes()).map_err(too_long)?;
         }
     }
-    sys::mount(
-        Some(c"overlayfs"),
-        s.b.as_cstr(),
-        Some(c"overlay"),
-        0,
-        Some(opts.as_cstr()),
-    )
-    .during("mount")
+    sys::mount(Some(c"overlayfs"), s.b.as_cstr(), Some(c"overlay"), 0, Some(opts.as_cstr())).during("mount")
+}
+
+/// A recursive bind between two resolved paths (no component of either is a symlink). A
+/// writable one needs only `mount(MS_BIND | MS_REC)`, one syscall where the new API takes three;
+/// a read-only one needs the new API to apply the flag to the whole tree.
+fn bind_resolved(src: &CStr, dst: &CStr, attrs: u64) -> Result<()> {
+    if attrs == 0 {
+        return sys::mount(Some(src), dst, None, MS_BIND | MS_REC, None).during("mount");
+    }
+    mount_rbind(src, dst, attrs)
 }
 
 /// A recursive bind of `src` onto `dst` with the new mount API, which, unlike `mount(MS_BIND)`,
-/// can make a whole tree read-only.
+/// can make a whole tree read-only and follows no symlink at either end.
 fn mount_rbind(src: &CStr, dst: &CStr, attrs: u64) -> Result<()> {
     let flags = OpenTreeFlags::AT_NO_AUTOMOUNT
         | OpenTreeFlags::AT_RECURSIVE
@@ -402,17 +342,9 @@ fn mount_rbind(src: &CStr, dst: &CStr, attrs: u64) -> Result<()> {
     let tree = rustix::mount::open_tree(CWD, src, flags).during("open_tree")?;
     // The original always calls mount_setattr(); with nothing to set it is a no-op, so skip it.
     if attrs != 0 {
-        sys::mount_setattr_recursive(rustix::fd::AsFd::as_fd(&tree), attrs)
-            .during("mount_setattr")?;
+        sys::mount_setattr_recursive(rustix::fd::AsFd::as_fd(&tree), attrs).during("mount_setattr")?;
     }
-    rustix::mount::move_mount(
-        &tree,
-        c"",
-        CWD,
-        dst,
-        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
-    )
-    .during("move_mount")
+    rustix::mount::move_mount(&tree, c"", CWD, dst, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH).during("move_mount")
 }
 
 fn tmp_or_dir_mode(path: &[u8]) -> u32 {
@@ -423,9 +355,10 @@ fn mkdir(path: &CStr, mode: u32) -> core::result::Result<(), Errno> {
     rustix::fs::mkdirat(CWD, path, Mode::from_raw_mode(mode))
 }
 
+/// An empty regular file (a mount point): `mknod(S_IFREG)` is one syscall where `open(O_CREAT |
+/// O_EXCL)` + `close()` are two, with the same result (EEXIST included).
 fn create_file(path: &CStr, mode: u32) -> core::result::Result<(), Errno> {
-    let flags = OFlags::RDONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC | OFlags::NOCTTY;
-    rustix::fs::openat(CWD, path, flags, Mode::from_raw_mode(mode)).map(drop)
+    rustix::fs::mknodat(CWD, path, FileType::RegularFile, Mode::from_raw_mode(mode), 0)
 }
 
 fn file_type(path: &CStr) -> core::result::Result<FileType, Errno> {

@@ -20,10 +20,7 @@ pub struct PathBuf {
 
 impl PathBuf {
     pub const fn new() -> Self {
-        Self {
-            buf: [0; PATH_CAP + 1],
-            len: 0,
-        }
+        Self { buf: [0; PATH_CAP + 1], len: 0 }
     }
 
     pub fn len(&self) -> usize {
@@ -111,8 +108,7 @@ impl Default for PathBuf {
 /// The components of `path`, skipping empty ones and `.` (as the original's `splitpath()` and
 /// `commonpath()` do).
 pub fn components(path: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> + Clone {
-    path.split(|&b| b == b'/')
-        .filter(|c| !c.is_empty() && *c != b".")
+    path.split(|&b| b == b'/').filter(|c| !c.is_empty() && *c != b".")
 }
 
 /// True when the original's suffix rule makes DST world-writable with the sticky bit.
@@ -148,6 +144,14 @@ pub fn write_key(path: &[u8], out: &mut [u8]) {
 pub struct Resolved {
     /// Every component existed: the resolved path exists (the original's `os.path.exists()`).
     pub exists: bool,
+    /// The resolved path's parent exists (only the last component may be missing): creating the
+    /// path needs no `mkdir -p` of its parents.
+    pub parent_exists: bool,
+    /// Whether `root` + `path` *as written* is a symlink, when the walk tells: `Some(true)` when
+    /// the first symlink met was the path's own last component, `Some(false)` when the written
+    /// path met no symlink at all, `None` when a parent was a symlink (then only an `lstat()` of
+    /// the written path, whose parents the kernel resolves from the real root, can tell).
+    pub written_is_link: Option<bool>,
 }
 
 /// Scratch space for `resolve`.
@@ -163,19 +167,16 @@ pub struct ResolveScratch<'a> {
 /// a component that does not exist ends the lookups and the rest is appended as written, with
 /// `..` applied lexically, as Python's non-strict `realpath()` does. One `readlinkat()` per
 /// existing component, and no `chroot()`.
-pub fn resolve(
-    root: &[u8],
-    path: &[u8],
-    out: &mut PathBuf,
-    scratch: ResolveScratch<'_>,
-) -> Result<Resolved, Errno> {
+pub fn resolve(root: &[u8], path: &[u8], out: &mut PathBuf, scratch: ResolveScratch<'_>) -> Result<Resolved, Errno> {
     let ResolveScratch { pending, link } = scratch;
     out.set(root)?;
     let floor = out.len();
     pending.set(path)?;
     let mut cursor = 0;
-    let mut missing = false;
+    // Components pushed since (and including) the first missing one; `..` can climb back out.
+    let mut missing_depth = 0usize;
     let mut links = 0;
+    let mut written_is_link = Some(false);
 
     while cursor < pending.len() {
         let rest = &pending.as_bytes()[cursor..];
@@ -190,21 +191,30 @@ pub fn resolve(
             continue;
         }
         if name == b".." {
+            if out.len() > floor {
+                missing_depth = missing_depth.saturating_sub(1);
+            }
             out.pop_component(floor);
             continue;
         }
         let before = out.len();
         out.push_component(name)?;
-        if missing {
+        if missing_depth > 0 {
+            // Below a missing component nothing exists: no more lookups.
+            missing_depth += 1;
             continue;
         }
         match read_link(out.as_cstr(), link) {
             Ok(()) => {}
             Err(Errno::INVAL) => continue,
             Err(_) => {
-                missing = true;
+                missing_depth = 1;
                 continue;
             }
+        }
+        if links == 0 {
+            let last_written = pending.as_bytes()[cursor..].iter().all(|&b| b == b'/');
+            written_is_link = if last_written { Some(true) } else { None };
         }
         links += 1;
         if links > MAX_LINKS {
@@ -213,7 +223,7 @@ pub fn resolve(
             if !rest.is_empty() {
                 out.push_component(rest)?;
             }
-            return Ok(Resolved { exists: false });
+            return Ok(Resolved { exists: false, parent_exists: false, written_is_link });
         }
         out.truncate(before);
         if link.as_bytes().first() == Some(&b'/') {
@@ -228,7 +238,7 @@ pub fn resolve(
         pending.set(link.as_bytes())?;
         cursor = 0;
     }
-    Ok(Resolved { exists: !missing })
+    Ok(Resolved { exists: missing_depth == 0, parent_exists: missing_depth <= 1, written_is_link })
 }
 
 /// `readlinkat(AT_FDCWD, path)` into `out`. EINVAL means "exists, not a symlink".
@@ -291,23 +301,40 @@ pub(crate) mod tests {
     }
 
     fn run(root: &std::path::Path, path: &str) -> (String, bool) {
+        let (p, r) = run_full(root, path);
+        (p, r.exists)
+    }
+
+    fn run_full(root: &std::path::Path, path: &str) -> (String, Resolved) {
         let (mut out, mut pending, mut link) = (PathBuf::new(), PathBuf::new(), PathBuf::new());
         let r = resolve(
             root.to_str().unwrap().as_bytes(),
             path.as_bytes(),
             &mut out,
-            ResolveScratch {
-                pending: &mut pending,
-                link: &mut link,
-            },
+            ResolveScratch { pending: &mut pending, link: &mut link },
         )
         .unwrap();
         let full = String::from_utf8(out.as_bytes().to_vec()).unwrap();
-        let rel = full
-            .strip_prefix(root.to_str().unwrap())
-            .unwrap()
-            .to_string();
-        (rel, r.exists)
+        let rel = full.strip_prefix(root.to_str().unwrap()).unwrap().to_string();
+        (rel, r)
+    }
+
+    #[test]
+    fn resolve_reports_parents_and_written_links() {
+        let dir = tempdir();
+        let root = dir.as_path();
+        std::fs::create_dir_all(root.join("usr/lib")).unwrap();
+        symlink("usr/lib", root.join("lib")).unwrap();
+        let r = |p: &str| run_full(root, p).1;
+        let resolved = |exists, parent_exists, written_is_link| Resolved { exists, parent_exists, written_is_link };
+        assert_eq!(r("/usr/lib"), resolved(true, true, Some(false)));
+        assert_eq!(r("/usr/new"), resolved(false, true, Some(false)));
+        assert_eq!(r("/usr/new/deeper"), resolved(false, false, Some(false)));
+        assert_eq!(r("/lib"), resolved(true, true, Some(true)));
+        assert_eq!(r("/lib/"), resolved(true, true, Some(true)));
+        assert_eq!(r("/lib/x"), resolved(false, true, None));
+        assert_eq!(r("/missing/../usr"), resolved(true, true, Some(false)));
+        assert_eq!(run(root, "/missing/../usr"), ("/usr".into(), true));
     }
 
     #[test]
@@ -328,10 +355,7 @@ pub(crate) mod tests {
         assert_eq!(run(root, "/abslib/x/y"), ("/usr/lib/x/y".into(), false));
         assert_eq!(run(root, "/etc/up/usr"), ("/usr".into(), true));
         assert_eq!(run(root, "/missing/a/../b"), ("/missing/b".into(), false));
-        assert_eq!(
-            run(root, "/dangling"),
-            ("/nonexistent/target".into(), false)
-        );
+        assert_eq!(run(root, "/dangling"), ("/nonexistent/target".into(), false));
         assert_eq!(run(root, "/"), ("".into(), true));
         assert_eq!(run(root, "relative/./x"), ("/relative/x".into(), false));
         let (_, exists) = run(root, "/loop1/x");

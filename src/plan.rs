@@ -31,11 +31,7 @@ pub struct Keys {
 
 fn flags(op: &Op) -> (bool, bool, bool) {
     match op.kind {
-        OpKind::Bind {
-            readonly,
-            required,
-            relative,
-        } => (readonly, required, relative),
+        OpKind::Bind { readonly, required, relative } => (readonly, required, relative),
         _ => (false, false, false),
     }
 }
@@ -46,8 +42,7 @@ fn is_plain(path: &[u8]) -> bool {
     if body.is_empty() {
         return absolute;
     }
-    body.split(|&b| b == b'/')
-        .all(|c| !c.is_empty() && c != b".")
+    body.split(|&b| b == b'/').all(|c| !c.is_empty() && c != b".")
 }
 
 fn make_key(path: &[u8], bump: &mut Bump<'static>) -> Result<&'static [u8]> {
@@ -99,27 +94,15 @@ pub fn plan<'o>(
 
     // De-duplicate: sort by identity, then CLI position; the first of each run of equal
     // identities is the one Python's dict keeps.
-    binds.sort_unstable_by(|&a, &b| {
-        match (
-            op_of(a),
-            keys.get(a as usize),
-            op_of(b),
-            keys.get(b as usize),
-        ) {
-            (Some(oa), Some(ka), Some(ob), Some(kb)) => {
-                identity(&oa, &ka).cmp(&identity(&ob, &kb)).then(a.cmp(&b))
-            }
-            _ => a.cmp(&b),
-        }
+    binds.sort_unstable_by(|&a, &b| match (op_of(a), keys.get(a as usize), op_of(b), keys.get(b as usize)) {
+        (Some(oa), Some(ka), Some(ob), Some(kb)) => identity(&oa, &ka).cmp(&identity(&ob, &kb)).then(a.cmp(&b)),
+        _ => a.cmp(&b),
     });
     for w in 1..binds.len() {
         let (prev, cur) = (binds[w - 1], binds[w]);
-        if let (Some(op), Some(kp), Some(oc), Some(mut kc)) = (
-            op_of(prev),
-            keys.get(prev as usize),
-            op_of(cur),
-            keys.get(cur as usize),
-        ) && identity(&op, &kp) == identity(&oc, &kc)
+        if let (Some(op), Some(kp), Some(oc), Some(mut kc)) =
+            (op_of(prev), keys.get(prev as usize), op_of(cur), keys.get(cur as usize))
+            && identity(&op, &kp) == identity(&oc, &kc)
         {
             kc.duplicate = true;
             keys.set(cur as usize, kc);
@@ -140,8 +123,9 @@ pub fn plan<'o>(
     let order = &mut order[..n];
     let key_of = |i: u32| keys.get(i as usize);
     order.sort_unstable_by(|&a, &b| match (op_of(a), key_of(a), op_of(b), key_of(b)) {
-        (Some(oa), Some(ka), Some(ob), Some(kb)) => (oa.is_relative(), ka.dst, oa.is_bind(), a)
-            .cmp(&(ob.is_relative(), kb.dst, ob.is_bind(), b)),
+        (Some(oa), Some(ka), Some(ob), Some(kb)) => {
+            (oa.is_relative(), ka.dst, oa.is_bind(), a).cmp(&(ob.is_relative(), kb.dst, ob.is_bind(), b))
+        }
         _ => Ordering::Equal,
     });
     Ok(order)
@@ -188,12 +172,7 @@ fn implied(
         if n_index == m_index || identity(&n, &nk) != want {
             continue;
         }
-        if flags(&n).2 == relative
-            && nk.src_plain
-            && nk.dst_plain
-            && !nk.dotdot
-            && nk.src_absolute == mk.src_absolute
-        {
+        if flags(&n).2 == relative && nk.src_plain && nk.dst_plain && !nk.dotdot && nk.src_absolute == mk.src_absolute {
             return true;
         }
     }
@@ -230,12 +209,7 @@ mod tests {
             .map(|&i| {
                 let op = store.ops.get(i as usize).unwrap();
                 match op.given {
-                    Some(src) => format!(
-                        "{} {} {}",
-                        op.option(),
-                        src.to_str().unwrap(),
-                        op.dst.to_str().unwrap()
-                    ),
+                    Some(src) => format!("{} {} {}", op.option(), src.to_str().unwrap(), op.dst.to_str().unwrap()),
                     None => format!("{} {}", op.option(), op.dst.to_str().unwrap()),
                 }
             })
@@ -244,77 +218,35 @@ mod tests {
 
     #[test]
     fn duplicates_keep_the_first_and_ignore_slashes_and_relative() {
-        assert_eq!(
-            planned(&["--bind", "/x", "/y", "--bind", "+/x", "/y"]),
-            ["--bind /x /y"]
-        );
-        assert_eq!(
-            planned(&["--bind", "/x/", "/y", "--bind", "//x", "/y//"]),
-            ["--bind /x/ /y"]
-        );
-        assert_eq!(
-            planned(&["--bind", "/x", "/y", "--ro-bind", "/x", "/y"]),
-            ["--bind /x /y", "--ro-bind /x /y"]
-        );
+        assert_eq!(planned(&["--bind", "/x", "/y", "--bind", "+/x", "/y"]), ["--bind /x /y"]);
+        assert_eq!(planned(&["--bind", "/x/", "/y", "--bind", "//x", "/y//"]), ["--bind /x/ /y"]);
+        assert_eq!(planned(&["--bind", "/x", "/y", "--ro-bind", "/x", "/y"]), ["--bind /x /y", "--ro-bind /x /y"]);
     }
 
     #[test]
     fn implied_binds_are_dropped() {
         assert_eq!(
-            planned(&[
-                "--ro-bind",
-                "/usr",
-                "/usr",
-                "--ro-bind",
-                "/usr/lib",
-                "/usr/lib"
-            ]),
+            planned(&["--ro-bind", "/usr", "/usr", "--ro-bind", "/usr/lib", "/usr/lib"]),
             ["--ro-bind /usr /usr"]
         );
         assert_eq!(
-            planned(&[
-                "--ro-bind",
-                "/usr/lib",
-                "/usr/lib",
-                "--ro-bind",
-                "/usr",
-                "/usr"
-            ]),
+            planned(&["--ro-bind", "/usr/lib", "/usr/lib", "--ro-bind", "/usr", "/usr"]),
             ["--ro-bind /usr /usr"]
         );
-        assert_eq!(
-            planned(&["--bind", "/", "/", "--bind", "/a/b", "/a/b"]),
-            ["--bind / /"]
-        );
-        assert_eq!(
-            planned(&["--bind", "/a", "/x", "--bind", "/a/b/c", "/x/b/c"]),
-            ["--bind /a /x"]
-        );
+        assert_eq!(planned(&["--bind", "/", "/", "--bind", "/a/b", "/a/b"]), ["--bind / /"]);
+        assert_eq!(planned(&["--bind", "/a", "/x", "--bind", "/a/b/c", "/x/b/c"]), ["--bind /a /x"]);
     }
 
     #[test]
     fn binds_that_are_not_implied_are_kept() {
         // Different flags.
         assert_eq!(
-            planned(&[
-                "--ro-bind",
-                "/usr",
-                "/usr",
-                "--bind",
-                "/usr/lib",
-                "/usr/lib"
-            ]),
+            planned(&["--ro-bind", "/usr", "/usr", "--bind", "/usr/lib", "/usr/lib"]),
             ["--ro-bind /usr /usr", "--bind /usr/lib /usr/lib"]
         );
-        assert_eq!(
-            planned(&["--bind", "/", "/", "--bind-try", "/a", "/a"]),
-            ["--bind / /", "--bind-try /a /a"]
-        );
+        assert_eq!(planned(&["--bind", "/", "/", "--bind-try", "/a", "/a"]), ["--bind / /", "--bind-try /a /a"]);
         // Different offsets.
-        assert_eq!(
-            planned(&["--bind", "/a", "/x", "--bind", "/a/b", "/x/c"]),
-            ["--bind /a /x", "--bind /a/b /x/c"]
-        );
+        assert_eq!(planned(&["--bind", "/a", "/x", "--bind", "/a/b", "/x/c"]), ["--bind /a /x", "--bind /a/b /x/c"]);
         // The parent is not in commonpath() form.
         assert_eq!(
             planned(&["--bind", "/usr/", "/usr", "--bind", "/usr/lib", "/usr/lib"]),
@@ -364,9 +296,7 @@ mod tests {
     #[test]
     fn cli_order_is_kept_for_equal_destinations() {
         assert_eq!(
-            planned(&[
-                "--write", "b", "/f", "--bind", "/s", "/f", "--write", "a", "/f", "--tmpfs", "/f"
-            ]),
+            planned(&["--write", "b", "/f", "--bind", "/s", "/f", "--write", "a", "/f", "--tmpfs", "/f"]),
             ["--write b /f", "--write a /f", "--tmpfs /f", "--bind /s /f"]
         );
     }
@@ -375,18 +305,10 @@ mod tests {
     fn four_thousand_binds_plan_correctly() {
         let mut args: Vec<String> = Vec::new();
         for i in (0..4096).rev() {
-            args.extend([
-                "--bind".into(),
-                format!("/src/{i:05}"),
-                format!("/dst/{i:05}"),
-            ]);
+            args.extend(["--bind".into(), format!("/src/{i:05}"), format!("/dst/{i:05}")]);
         }
         // An implied one and a duplicate.
-        args.extend([
-            "--bind".into(),
-            "/src/00001/sub".into(),
-            "/dst/00001/sub".into(),
-        ]);
+        args.extend(["--bind".into(), "/src/00001/sub".into(), "/dst/00001/sub".into()]);
         args.extend(["--bind".into(), "/src/00002".into(), "/dst/00002".into()]);
         let refs: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
         let out = planned(&refs);

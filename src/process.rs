@@ -24,10 +24,7 @@ impl CArgs {
     /// `argv` must point at `argc` valid C-string pointers followed by NULL, alive for the whole
     /// process (true of what the C runtime passes to `main`).
     pub unsafe fn new(argc: i32, argv: *const *const c_char) -> Self {
-        Self {
-            argv,
-            argc: argc.max(0) as usize,
-        }
+        Self { argv, argc: argc.max(0) as usize }
     }
 
     /// The NULL-terminated argv of the command starting at option index `index`.
@@ -76,8 +73,7 @@ impl CEnv {
             }
             // SAFETY: a non-NULL entry of environ is a C string alive for the process.
             let entry = unsafe { CStr::from_ptr(entry) };
-            env.push(entry)
-                .map_err(|_| Error::capacity("environment entries", MAX_ENV))?;
+            env.push(entry).map_err(|_| Error::capacity("environment entries", MAX_ENV))?;
             // SAFETY: not past the NULL terminator, checked above.
             at = unsafe { at.add(1) };
         }
@@ -91,9 +87,7 @@ fn name_of(entry: &CStr) -> &[u8] {
 
 /// The value of `name` in `env`.
 pub fn getenv(env: &FixedVec<&'static CStr, MAX_ENV>, name: &[u8]) -> Option<&'static [u8]> {
-    env.iter()
-        .find(|e| name_of(e) == name)
-        .map(|e| &e.to_bytes()[name.len() + 1..])
+    env.iter().find(|e| name_of(e) == name).map(|e| &e.to_bytes()[name.len() + 1..])
 }
 
 /// Sets `name=value`: an existing variable keeps its place (as in Python's `os.environ`), a new
@@ -122,8 +116,7 @@ pub fn setenv(
         i += 1;
     }
     if !placed {
-        env.push(entry)
-            .map_err(|_| Error::capacity("environment entries", MAX_ENV))?;
+        env.push(entry).map_err(|_| Error::capacity("environment entries", MAX_ENV))?;
     }
     Ok(())
 }
@@ -168,29 +161,22 @@ pub fn apply_env_edits(
 /// closed instead of packed.
 pub fn pack_fds(fds: &mut FixedVec<u32, MAX_FDS>) -> Result<usize> {
     const START: i32 = 3;
-    let dir = rustix::fs::openat(
-        CWD,
-        c"/proc/self/fd",
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .during("open")
-    .map_err(|e| e.about("--pack-fds /proc/self/fd", None, None))?;
+    let dir =
+        rustix::fs::openat(CWD, c"/proc/self/fd", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+            .during("open")
+            .map_err(|e| e.about("--pack-fds /proc/self/fd", None, None))?;
     let own = dir.as_raw_fd();
     let mut buf = [core::mem::MaybeUninit::<u8>::uninit(); 4096];
     let mut entries = rustix::fs::RawDir::new(&dir, &mut buf);
     while let Some(entry) = entries.next() {
-        let entry = entry
-            .during("getdents64")
-            .map_err(|e| e.about("--pack-fds", None, None))?;
+        let entry = entry.during("getdents64").map_err(|e| e.about("--pack-fds", None, None))?;
         let Some(fd) = parse_u32(entry.file_name().to_bytes()) else {
             continue;
         };
         if (fd as i32) < START || fd as i32 == own {
             continue;
         }
-        fds.push(fd)
-            .map_err(|_| Error::capacity("descriptors for --pack-fds", MAX_FDS))?;
+        fds.push(fd).map_err(|_| Error::capacity("descriptors for --pack-fds", MAX_FDS))?;
     }
     drop(dir);
 
@@ -230,9 +216,7 @@ pub fn pack_fds(fds: &mut FixedVec<u32, MAX_FDS>) -> Result<usize> {
             if *fd == want {
                 continue;
             }
-            let new = sys::dup_at_least(*fd, want)
-                .during("fcntl")
-                .map_err(|e| e.about("--pack-fds", None, None))?;
+            let new = sys::dup_at_least(*fd, want).during("fcntl").map_err(|e| e.about("--pack-fds", None, None))?;
             // SAFETY: the old descriptor was inherited, is owned by this process and now duplicated.
             drop(unsafe { OwnedFd::from_raw_fd(*fd) });
             *fd = new;
@@ -280,10 +264,8 @@ pub fn stderr_ttyname(bump: &mut Bump<'static>) -> Option<&'static CStr> {
     }
     let mut path = PathBuf::new();
     crate::path::read_link(c"/proc/self/fd/2", &mut path).ok()?;
-    let (ours, named) = (
-        rustix::fs::fstat(stderr).ok()?,
-        rustix::fs::statat(CWD, path.as_cstr(), AtFlags::empty()).ok()?,
-    );
+    let (ours, named) =
+        (rustix::fs::fstat(stderr).ok()?, rustix::fs::statat(CWD, path.as_cstr(), AtFlags::empty()).ok()?);
     if ours.st_dev != named.st_dev || ours.st_ino != named.st_ino || ours.st_rdev != named.st_rdev {
         return None;
     }
@@ -341,16 +323,11 @@ mod tests {
         for e in crate::cli::tests::leak(entries) {
             env.push(e).unwrap();
         }
-        (
-            env,
-            Bump::new(Box::leak(vec![0u8; 1 << 16].into_boxed_slice())),
-        )
+        (env, Bump::new(Box::leak(vec![0u8; 1 << 16].into_boxed_slice())))
     }
 
     fn list(env: &FixedVec<&'static CStr, MAX_ENV>) -> Vec<String> {
-        env.iter()
-            .map(|e| e.to_str().unwrap().to_string())
-            .collect()
+        env.iter().map(|e| e.to_str().unwrap().to_string()).collect()
     }
 
     #[test]

@@ -10,11 +10,7 @@ pub type SysResult<T> = Result<T, Errno>;
 
 fn check(ret: usize) -> SysResult<usize> {
     // The kernel returns -errno in [-4095, -1].
-    if ret > (-4096isize) as usize {
-        Err(Errno::from_raw_os_error(-(ret as isize) as i32))
-    } else {
-        Ok(ret)
-    }
+    if ret > (-4096isize) as usize { Err(Errno::from_raw_os_error(-(ret as isize) as i32)) } else { Ok(ret) }
 }
 
 fn opt_ptr(s: Option<&CStr>) -> *const u8 {
@@ -36,16 +32,7 @@ pub fn mount(
     data: Option<&CStr>,
 ) -> SysResult<()> {
     // SAFETY: every pointer is NULL or a NUL-terminated string that outlives the call.
-    let ret = unsafe {
-        sc::syscall!(
-            MOUNT,
-            opt_ptr(source),
-            target.as_ptr(),
-            opt_ptr(fstype),
-            flags,
-            opt_ptr(data)
-        )
-    };
+    let ret = unsafe { sc::syscall!(MOUNT, opt_ptr(source), target.as_ptr(), opt_ptr(fstype), flags, opt_ptr(data)) };
     check(ret).map(drop)
 }
 
@@ -66,12 +53,7 @@ const AT_RECURSIVE: usize = 0x8000;
 /// detached tree, which the old mount API cannot do recursively.
 pub fn mount_setattr_recursive(fd: rustix::fd::BorrowedFd<'_>, attr_set: u64) -> SysResult<()> {
     use rustix::fd::AsRawFd;
-    let attr = MountAttr {
-        attr_set,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
+    let attr = MountAttr { attr_set, attr_clr: 0, propagation: 0, userns_fd: 0 };
     // SAFETY: `attr` is a valid mount_attr of the size passed; the path is an empty C string.
     let ret = unsafe {
         sc::syscall!(
@@ -129,19 +111,11 @@ pub fn install_seccomp_filter(filter: &[crate::seccomp::SockFilter]) -> SysResul
         len: u16,
         filter: *const crate::seccomp::SockFilter,
     }
-    let prog = SockFprog {
-        len: filter.len() as u16,
-        filter: filter.as_ptr(),
-    };
+    let prog = SockFprog { len: filter.len() as u16, filter: filter.as_ptr() };
     // SAFETY: `prog` points at `filter.len()` valid instructions for the duration of the call; the
     // kernel copies the program.
     let ret = unsafe {
-        sc::syscall!(
-            SECCOMP,
-            1usize, /* SECCOMP_SET_MODE_FILTER */
-            0usize,
-            &prog as *const SockFprog
-        )
+        sc::syscall!(SECCOMP, 1usize /* SECCOMP_SET_MODE_FILTER */, 0usize, &prog as *const SockFprog)
     };
     match check(ret) {
         Err(Errno::NOSYS) => {

@@ -81,11 +81,7 @@ pub fn write_maps(caller: &Caller, become_root: bool) -> Result<()> {
 /// would be lost at exec. Make them inheritable and ambient, so the command can mount too.
 pub fn raise_ambient() -> Result<()> {
     let caps = rustix::thread::capabilities(None).during("capget")?;
-    let sets = CapabilitySets {
-        effective: caps.effective,
-        permitted: caps.permitted,
-        inheritable: caps.permitted,
-    };
+    let sets = CapabilitySets { effective: caps.effective, permitted: caps.permitted, inheritable: caps.permitted };
     rustix::thread::set_capabilities(None, sets).during("capset")?;
     let bits = caps.effective.bits();
     for cap in 0..64u32 {
@@ -98,12 +94,7 @@ pub fn raise_ambient() -> Result<()> {
 
 /// Whether /proc/self/uid_map maps exactly one user (then chown() cannot work either).
 pub fn uid_map_has_single_user() -> bool {
-    let Ok(fd) = rustix::fs::openat(
-        CWD,
-        c"/proc/self/uid_map",
-        OFlags::RDONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) else {
+    let Ok(fd) = rustix::fs::openat(CWD, c"/proc/self/uid_map", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) else {
         return false;
     };
     let mut buf = [0u8; 512];
@@ -118,15 +109,11 @@ fn single_user_map(text: &[u8]) -> bool {
     let (Some(first), None) = (lines.next(), lines.next()) else {
         return false;
     };
-    first
-        .split(|&b| b == b' ' || b == b'\t')
-        .rfind(|f| !f.is_empty())
-        == Some(b"1")
+    first.split(|&b| b == b' ' || b == b'\t').rfind(|f| !f.is_empty()) == Some(b"1")
 }
 
 fn write_proc_file(path: &core::ffi::CStr, data: &[u8]) -> Result<()> {
-    let fd = rustix::fs::openat(CWD, path, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())
-        .during("open")?;
+    let fd = rustix::fs::openat(CWD, path, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty()).during("open")?;
     match rustix::io::write(&fd, data) {
         Ok(n) if n == data.len() => Ok(()),
         Ok(_) => Err(crate::error::Error::sys("write", Errno::IO)),
@@ -142,10 +129,7 @@ struct MapLine {
 
 impl MapLine {
     fn new() -> Self {
-        Self {
-            buf: [0; 32],
-            len: 0,
-        }
+        Self { buf: [0; 32], len: 0 }
     }
 
     fn format(&mut self, inside: u32, outside: u32) {
@@ -207,24 +191,9 @@ mod tests {
 
     #[test]
     fn userns_decision_matches_the_original() {
-        let root = Caller {
-            uid: 0,
-            gid: 0,
-            sys_admin: true,
-            net_admin: true,
-        };
-        let user = Caller {
-            uid: 1000,
-            gid: 1000,
-            sys_admin: false,
-            net_admin: false,
-        };
-        let capable_user = Caller {
-            uid: 1000,
-            gid: 1000,
-            sys_admin: true,
-            net_admin: true,
-        };
+        let root = Caller { uid: 0, gid: 0, sys_admin: true, net_admin: true };
+        let user = Caller { uid: 1000, gid: 1000, sys_admin: false, net_admin: false };
+        let capable_user = Caller { uid: 1000, gid: 1000, sys_admin: true, net_admin: true };
         assert!(!root.needs_userns(false) && !root.needs_userns(true));
         assert!(user.needs_userns(false) && user.needs_userns(true));
         assert!(!capable_user.needs_userns(false) && capable_user.needs_userns(true));
@@ -232,17 +201,9 @@ mod tests {
 
     #[test]
     fn unprivileged_callers_get_a_network_namespace() {
-        let user = Caller {
-            uid: 1000,
-            gid: 1000,
-            sys_admin: false,
-            net_admin: false,
-        };
+        let user = Caller { uid: 1000, gid: 1000, sys_admin: false, net_admin: false };
         assert_ne!(namespaces(&user, true, true, false) & CLONE_NEWNET, 0);
         assert_eq!(namespaces(&user, false, true, false) & CLONE_NEWNET, 0);
-        assert_eq!(
-            namespaces(&user, true, false, true),
-            CLONE_NEWNS | CLONE_NEWUSER | CLONE_NEWIPC
-        );
+        assert_eq!(namespaces(&user, true, false, true), CLONE_NEWNS | CLONE_NEWUSER | CLONE_NEWIPC);
     }
 }

@@ -23,15 +23,8 @@ fn refused(args: &[&str]) -> String {
     let after = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(
         !after.contains("newroot")
-            && after
-                .lines()
-                .filter(|l| l.contains("mkosi-sandbox-e2e"))
-                .count()
-                <= before
-                    .lines()
-                    .filter(|l| l.contains("mkosi-sandbox-e2e"))
-                    .count()
-                    + 1
+            && after.lines().filter(|l| l.contains("mkosi-sandbox-e2e")).count()
+                <= before.lines().filter(|l| l.contains("mkosi-sandbox-e2e")).count() + 1
     );
     out.stderr
 }
@@ -39,26 +32,11 @@ fn refused(args: &[&str]) -> String {
 #[test]
 fn missing_arguments() {
     for (args, want) in [
-        (
-            &["--bind", "/x"][..],
-            "mkosi-sandbox: --bind /x: missing argument\n",
-        ),
-        (
-            &["--ro-bind"][..],
-            "mkosi-sandbox: --ro-bind: missing argument\n",
-        ),
-        (
-            &["--setenv", "A"][..],
-            "mkosi-sandbox: --setenv A: missing argument\n",
-        ),
-        (
-            &["--chdir"][..],
-            "mkosi-sandbox: --chdir: missing argument\n",
-        ),
-        (
-            &["--overlay-lowerdir"][..],
-            "mkosi-sandbox: --overlay-lowerdir: missing argument\n",
-        ),
+        (&["--bind", "/x"][..], "mkosi-sandbox: --bind /x: missing argument\n"),
+        (&["--ro-bind"][..], "mkosi-sandbox: --ro-bind: missing argument\n"),
+        (&["--setenv", "A"][..], "mkosi-sandbox: --setenv A: missing argument\n"),
+        (&["--chdir"][..], "mkosi-sandbox: --chdir: missing argument\n"),
+        (&["--overlay-lowerdir"][..], "mkosi-sandbox: --overlay-lowerdir: missing argument\n"),
     ] {
         let out = run(args);
         assert_eq!(out.status, 1);
@@ -68,22 +46,13 @@ fn missing_arguments() {
 
 #[test]
 fn unknown_options_and_relative_destinations() {
-    assert_eq!(
-        refused(&["--frobnicate"]),
-        "mkosi-sandbox: --frobnicate: unrecognized option\n"
-    );
-    assert_eq!(
-        refused(&["--tmpfs", "tmp"]),
-        "mkosi-sandbox: --tmpfs tmp: destination is not an absolute path\n"
-    );
+    assert_eq!(refused(&["--frobnicate"]), "mkosi-sandbox: --frobnicate: unrecognized option\n");
+    assert_eq!(refused(&["--tmpfs", "tmp"]), "mkosi-sandbox: --tmpfs tmp: destination is not an absolute path\n");
     assert_eq!(
         refused(&["--ro-bind", "/usr", "usr"]),
         "mkosi-sandbox: --ro-bind /usr usr: destination is not an absolute path\n"
     );
-    assert_eq!(
-        refused(&["--dir", ""]),
-        "mkosi-sandbox: --dir : destination is not an absolute path\n"
-    );
+    assert_eq!(refused(&["--dir", ""]), "mkosi-sandbox: --dir : destination is not an absolute path\n");
 }
 
 #[test]
@@ -92,10 +61,7 @@ fn missing_bind_sources() {
         refused(&["--ro-bind", "/nope", "/x"]),
         "mkosi-sandbox: --ro-bind /nope /x: No such file or directory\n"
     );
-    assert_eq!(
-        refused(&["--bind", "+/nope", "/x"]),
-        "mkosi-sandbox: --bind +/nope /x: No such file or directory\n"
-    );
+    assert_eq!(refused(&["--bind", "+/nope", "/x"]), "mkosi-sandbox: --bind +/nope /x: No such file or directory\n");
 }
 
 #[test]
@@ -106,10 +72,7 @@ fn failing_syscalls_name_the_operation() {
         "mkosi-sandbox: --write x /usr/new-file: Read-only file system\n"
     );
     // A chdir to nowhere.
-    assert_eq!(
-        refused(&["--chdir", "/nowhere"]),
-        "mkosi-sandbox: --chdir /nowhere: No such file or directory\n"
-    );
+    assert_eq!(refused(&["--chdir", "/nowhere"]), "mkosi-sandbox: --chdir /nowhere: No such file or directory\n");
     // An overlay without lower directories.
     let e = refused(&["--overlay", "/o"]);
     assert!(e.starts_with("mkosi-sandbox: --overlay /o: "), "{e}");
@@ -122,34 +85,20 @@ fn over_full_arena_is_a_clean_error() {
         args.extend(["--overlay-lowerdir".into(), "/usr".into()]);
     }
     let e = refused(&refs(&args));
-    assert_eq!(
-        e,
-        "mkosi-sandbox: too many --overlay-lowerdir entries (max 1024)\n"
-    );
+    assert_eq!(e, "mkosi-sandbox: too many --overlay-lowerdir entries (max 1024)\n");
     let mut args: Vec<String> = Vec::new();
     for _ in 0..=8192 {
         args.extend(["--dir".into(), "/a".into()]);
     }
-    assert_eq!(
-        refused(&refs(&args)),
-        "mkosi-sandbox: too many operations (max 8192)\n"
-    );
+    assert_eq!(refused(&refs(&args)), "mkosi-sandbox: too many operations (max 8192)\n");
 }
 
 #[test]
 fn help_and_version_exit_zero_on_stderr() {
     let out = run(&["--version"]);
-    assert_eq!(
-        (out.status, out.stdout.as_str(), out.stderr.as_str()),
-        (0, "", "26~devel\n")
-    );
+    assert_eq!((out.status, out.stdout.as_str(), out.stderr.as_str()), (0, "", "26~devel\n"));
     let out = run(&["--help"]);
     assert_eq!(out.status, 0);
-    assert!(
-        out.stderr
-            .starts_with("mkosi-sandbox [OPTIONS...] COMMAND [ARGUMENTS...]\n")
-    );
-    assert!(
-        out.stderr.contains("--ro-bind SRC DST") && out.stderr.contains("Limits: 8192 operations")
-    );
+    assert!(out.stderr.starts_with("mkosi-sandbox [OPTIONS...] COMMAND [ARGUMENTS...]\n"));
+    assert!(out.stderr.contains("--ro-bind SRC DST") && out.stderr.contains("Limits: 8192 operations"));
 }

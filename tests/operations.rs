@@ -6,9 +6,7 @@ use common::*;
 #[test]
 fn root_layout_mount_types_and_propagation() {
     let out = run(&refs(&sh(
-        &[
-            "--tmpfs", "/run", "--dir", "/var/tmp", "--tmpfs", "/tmp", "--dir", "/etc",
-        ],
+        &["--tmpfs", "/run", "--dir", "/var/tmp", "--tmpfs", "/tmp", "--dir", "/etc"],
         "cat /proc/self/mountinfo; echo ===; stat -c '%n %a %F' / /run /tmp /var/tmp /etc",
     )));
     let text = out.ok();
@@ -16,10 +14,7 @@ fn root_layout_mount_types_and_propagation() {
     let (fstype, opts, _, optional) = mount_entry(info, "/").unwrap();
     assert_eq!(fstype, "tmpfs");
     assert!(opts.starts_with("rw"), "{opts}");
-    assert!(
-        optional.contains("shared:"),
-        "root must be shared: {optional}"
-    );
+    assert!(optional.contains("shared:"), "root must be shared: {optional}");
     let (fstype, opts, _, optional) = mount_entry(info, "/usr").unwrap();
     assert_ne!(fstype, "tmpfs");
     assert!(opts.starts_with("ro"), "/usr must be read-only: {opts}");
@@ -35,11 +30,7 @@ fn root_layout_mount_types_and_propagation() {
     assert!(stats.contains("/var/tmp 1777 directory"), "{stats}");
     assert!(stats.contains("/etc 755 directory"), "{stats}");
     // Nothing leaked into the caller's mount namespace.
-    assert!(
-        !std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap()
-            .contains("/newroot")
-    );
+    assert!(!std::fs::read_to_string("/proc/self/mountinfo").unwrap().contains("/newroot"));
 }
 
 #[test]
@@ -48,25 +39,13 @@ fn ro_bind_is_recursively_read_only_and_bind_is_writable() {
     std::fs::create_dir_all(s.path().join("src/sub")).unwrap();
     // A mount below the source: the recursive read-only bind must cover it too.
     let sub = s.join("src/sub");
-    assert!(
-        std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "tmpfs", &sub])
-            .status()
-            .unwrap()
-            .success()
-    );
+    assert!(std::process::Command::new("mount").args(["-t", "tmpfs", "tmpfs", &sub]).status().unwrap().success());
     let script = "touch /ro/x 2>/dev/null && echo ro-writable; touch /ro/sub/y 2>/dev/null && echo sub-writable; touch /rw/z && echo rw-ok";
     let src = s.join("src");
-    let out = run(&refs(&sh(
-        &["--ro-bind", &src, "/ro", "--bind", &src, "/rw"],
-        script,
-    )));
+    let out = run(&refs(&sh(&["--ro-bind", &src, "/ro", "--bind", &src, "/rw"], script)));
     let _ = std::process::Command::new("umount").arg(&sub).status();
     assert_eq!(out.ok(), "rw-ok\n");
-    assert!(
-        s.path().join("src/z").exists(),
-        "--bind writes through to the host"
-    );
+    assert!(s.path().join("src/z").exists(), "--bind writes through to the host");
 }
 
 #[test]
@@ -89,14 +68,7 @@ fn bind_creates_file_or_directory_mount_points() {
 #[test]
 fn bind_try_skips_missing_sources() {
     let out = run(&refs(&sh(
-        &[
-            "--bind-try",
-            "/does/not/exist",
-            "/x",
-            "--ro-bind-try",
-            "/nope",
-            "/y",
-        ],
+        &["--bind-try", "/does/not/exist", "/x", "--ro-bind-try", "/nope", "/y"],
         "test -e /x || test -e /y || echo skipped",
     )));
     assert_eq!(out.ok(), "skipped\n");
@@ -109,14 +81,7 @@ fn relative_binds_resolve_in_the_new_root_and_run_last() {
     std::fs::write(s.path().join("root/var/lib/pacman/local/db"), "pkg\n").unwrap();
     let root = s.join("root");
     let out = run(&refs(&sh(
-        &[
-            "--bind",
-            "+/buildroot/var/lib/pacman/local",
-            "/var/lib/pacman/local",
-            "--bind",
-            &root,
-            "/buildroot",
-        ],
+        &["--bind", "+/buildroot/var/lib/pacman/local", "/var/lib/pacman/local", "--bind", &root, "/buildroot"],
         "cat /var/lib/pacman/local/db",
     )));
     assert_eq!(out.ok(), "pkg\n");
@@ -129,18 +94,7 @@ fn bind_follows_symlinks_in_the_destination_inside_the_new_root() {
     let f = s.join("f");
     // /etc/link -> /data inside the sandbox: the bind lands in /data/file.
     let out = run(&refs(&sh(
-        &[
-            "--dir",
-            "/data",
-            "--symlink",
-            "/data",
-            "/etc/link",
-            "--dir",
-            "/etc",
-            "--bind",
-            &f,
-            "/etc/link/file",
-        ],
+        &["--dir", "/data", "--symlink", "/data", "/etc/link", "--dir", "/etc", "--bind", &f, "/etc/link/file"],
         "cat /data/file",
     )));
     assert_eq!(out.ok(), "x\n");
@@ -154,14 +108,7 @@ fn file_bound_onto_a_symlink_replaces_the_link_itself() {
     std::fs::write(s.path().join("resolv"), "nameserver 1.2.3.4\n").unwrap();
     let (etc, resolv) = (s.join("etc"), s.join("resolv"));
     let out = run(&refs(&sh(
-        &[
-            "--bind",
-            &etc,
-            "/etc",
-            "--bind",
-            &resolv,
-            "/etc/resolv.conf",
-        ],
+        &["--bind", &etc, "/etc", "--bind", &resolv, "/etc/resolv.conf"],
         "cat /etc/resolv.conf; test -e /run/resolv.conf || echo no-target",
     )));
     assert_eq!(out.ok(), "nameserver 1.2.3.4\nno-target\n");
@@ -188,19 +135,12 @@ fn symlinks_and_the_symlink_over_existing_file_trick() {
         "readlink /etc/os-release; readlink /bin",
     )));
     assert_eq!(out.ok(), "../usr/lib/os-release\nusr/bin\n");
-    assert_eq!(
-        std::fs::read_to_string(s.path().join("etc/os-release")).unwrap(),
-        "ID=host\n",
-        "host file untouched"
-    );
+    assert_eq!(std::fs::read_to_string(s.path().join("etc/os-release")).unwrap(), "ID=host\n", "host file untouched");
 }
 
 #[test]
 fn symlink_onto_a_directory_fails_cleanly() {
-    let out = run(&refs(&sh(
-        &["--dir", "/d", "--symlink", "x", "/d"],
-        "echo ran",
-    )));
+    let out = run(&refs(&sh(&["--dir", "/d", "--symlink", "x", "/d"], "echo ran")));
     assert_eq!(out.status, 1);
     assert_eq!(out.stdout, "");
     assert_eq!(out.stderr, "mkosi-sandbox: --symlink x /d: File exists\n");
@@ -219,29 +159,18 @@ fn write_creates_parents_and_respects_umask() {
 fn write_goes_through_rw_binds() {
     let s = Scratch::new("wr");
     let d = s.join("");
-    let out = run(&refs(&sh(
-        &["--bind", &d, "/out", "--write", "data", "/out/file"],
-        "true",
-    )));
+    let out = run(&refs(&sh(&["--bind", &d, "/out", "--write", "data", "/out/file"], "true")));
     out.ok();
-    assert_eq!(
-        std::fs::read_to_string(s.path().join("file")).unwrap(),
-        "data"
-    );
+    assert_eq!(std::fs::read_to_string(s.path().join("file")).unwrap(), "data");
 }
 
 #[test]
 fn dir_keeps_existing_and_applies_the_tmp_rule() {
     let out = run(&refs(&sh(
-        &[
-            "--write", "x", "/f", "--dir", "/f", "--dir", "/a/tmp", "--dir", "/b/c",
-        ],
+        &["--write", "x", "/f", "--dir", "/f", "--dir", "/a/tmp", "--dir", "/b/c"],
         "stat -c '%n %a %F' /f /a /a/tmp /b/c",
     )));
-    assert_eq!(
-        out.ok(),
-        "/f 644 regular file\n/a 755 directory\n/a/tmp 1777 directory\n/b/c 755 directory\n"
-    );
+    assert_eq!(out.ok(), "/f 644 regular file\n/a 755 directory\n/a/tmp 1777 directory\n/b/c 755 directory\n");
 }
 
 #[test]
@@ -251,18 +180,10 @@ fn dev_has_the_api_nodes_and_links() {
         "stat -c '%n %F %t:%T' /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty; for l in stdin stdout stderr fd core ptmx; do echo $l $(readlink /dev/$l); done; stat -c '%a' /dev/shm /dev/pts; echo x > /dev/null && echo null-ok; head -c 4 /dev/zero | od -An -tx1; test -e /dev/console || echo no-console",
     )));
     let text = out.ok();
-    for (node, maj_min) in [
-        ("null", "1:3"),
-        ("zero", "1:5"),
-        ("full", "1:7"),
-        ("random", "1:8"),
-        ("urandom", "1:9"),
-        ("tty", "5:0"),
-    ] {
-        assert!(
-            text.contains(&format!("/dev/{node} character special file {maj_min}")),
-            "{node}: {text}"
-        );
+    for (node, maj_min) in
+        [("null", "1:3"), ("zero", "1:5"), ("full", "1:7"), ("random", "1:8"), ("urandom", "1:9"), ("tty", "5:0")]
+    {
+        assert!(text.contains(&format!("/dev/{node} character special file {maj_min}")), "{node}: {text}");
     }
     for line in [
         "stdin /proc/self/fd/0",
@@ -280,35 +201,19 @@ fn dev_has_the_api_nodes_and_links() {
     }
     let out = run(&refs(&sh(&[], "grep ' /dev/pts ' /proc/self/mountinfo")));
     let line = out.ok();
-    assert!(
-        line.contains("devpts") && line.contains("ptmxmode=666") && line.contains("mode=620"),
-        "{line}"
-    );
+    assert!(line.contains("devpts") && line.contains("ptmxmode=666") && line.contains("mode=620"), "{line}");
 }
 
 #[test]
 fn overlay_with_tmpfs_upper_is_writable_and_leaves_lowers_alone() {
     let s = Scratch::new("ovl");
-    for (dir, file, text) in [
-        ("l1", "a", "from-l1"),
-        ("l2", "a", "from-l2"),
-        ("l2", "b", "only-l2"),
-    ] {
+    for (dir, file, text) in [("l1", "a", "from-l1"), ("l2", "a", "from-l2"), ("l2", "b", "only-l2")] {
         std::fs::create_dir_all(s.path().join(dir)).unwrap();
         std::fs::write(s.path().join(dir).join(file), text).unwrap();
     }
     let (l1, l2) = (s.join("l1"), s.join("l2"));
     let out = run(&refs(&sh(
-        &[
-            "--overlay-lowerdir",
-            &l1,
-            "--overlay-lowerdir",
-            &l2,
-            "--overlay-upperdir",
-            "tmpfs",
-            "--overlay",
-            "/ovl",
-        ],
+        &["--overlay-lowerdir", &l1, "--overlay-lowerdir", &l2, "--overlay-upperdir", "tmpfs", "--overlay", "/ovl"],
         "cat /ovl/a; echo; cat /ovl/b; echo; echo new > /ovl/c && cat /ovl/c; grep ' /ovl ' /proc/self/mountinfo | tail -n1",
     )));
     let text = out.ok();
@@ -338,27 +243,12 @@ fn overlay_with_real_upper_and_work_dirs() {
     std::fs::write(s.path().join("lower/a"), "lower").unwrap();
     let (lower, upper, work) = (s.join("lower"), s.join("upper"), s.join("work"));
     let out = run(&refs(&sh(
-        &[
-            "--overlay-lowerdir",
-            &lower,
-            "--overlay-upperdir",
-            &upper,
-            "--overlay-workdir",
-            &work,
-            "--overlay",
-            "/o",
-        ],
+        &["--overlay-lowerdir", &lower, "--overlay-upperdir", &upper, "--overlay-workdir", &work, "--overlay", "/o"],
         "echo changed > /o/a",
     )));
     out.ok();
-    assert_eq!(
-        std::fs::read_to_string(s.path().join("upper/a")).unwrap(),
-        "changed\n"
-    );
-    assert_eq!(
-        std::fs::read_to_string(s.path().join("lower/a")).unwrap(),
-        "lower"
-    );
+    assert_eq!(std::fs::read_to_string(s.path().join("upper/a")).unwrap(), "changed\n");
+    assert_eq!(std::fs::read_to_string(s.path().join("lower/a")).unwrap(), "lower");
 }
 
 #[test]
@@ -366,16 +256,10 @@ fn environment_setenv_then_unsetenv_and_path_search_uses_the_new_path() {
     let s = Scratch::new("env");
     std::fs::write(s.path().join("mytool"), "#!/bin/sh\necho mytool-ran\n").unwrap();
     std::os::unix::fs::PermissionsExt::set_mode(
-        &mut std::fs::metadata(s.path().join("mytool"))
-            .unwrap()
-            .permissions(),
+        &mut std::fs::metadata(s.path().join("mytool")).unwrap().permissions(),
         0o755,
     );
-    std::fs::set_permissions(
-        s.path().join("mytool"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    std::fs::set_permissions(s.path().join("mytool"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let d = s.join("");
     let mut args: Vec<String> = BASE.iter().map(|s| s.to_string()).collect();
     args.extend(
@@ -431,25 +315,15 @@ fn environment_setenv_then_unsetenv_and_path_search_uses_the_new_path() {
 
 #[test]
 fn chdir_and_same_dir() {
-    let out = run(&refs(&sh(
-        &["--dir", "/work/x", "--chdir", "/work/x"],
-        "pwd",
-    )));
+    let out = run(&refs(&sh(&["--dir", "/work/x", "--chdir", "/work/x"], "pwd")));
     assert_eq!(out.ok(), "/work/x\n");
     let s = Scratch::new("cwd");
     let d = s.join("");
     let mut args = sh(&["--bind", &d, &d, "--same-dir"], "pwd");
     args.insert(0, "--dir".into());
     args.insert(1, "/unused".into());
-    let out = std::process::Command::new(binary())
-        .args(&args)
-        .current_dir(s.path())
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        format!("{}\n", s.path().display())
-    );
+    let out = std::process::Command::new(binary()).args(&args).current_dir(s.path()).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{}\n", s.path().display()));
 }
 
 #[test]
@@ -464,10 +338,7 @@ fn namespaces_net_and_ipc() {
     assert!(!text.contains(host_net.to_str().unwrap()), "{text}");
     assert!(!text.contains(host_ipc.to_str().unwrap()), "{text}");
     let host_user = std::fs::read_link("/proc/self/ns/user").unwrap();
-    assert!(
-        text.contains(host_user.to_str().unwrap()),
-        "root needs no user namespace: {text}"
-    );
+    assert!(text.contains(host_user.to_str().unwrap()), "root needs no user namespace: {text}");
     let out = run(&refs(&sh(&[], "readlink /proc/self/ns/net")));
     assert_eq!(out.ok().trim(), host_net.to_str().unwrap());
 }
@@ -482,10 +353,7 @@ fn mounts_made_inside_do_not_reach_the_host() {
     )));
     assert_eq!(out.ok(), "mounted\n");
     let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(
-        !host.contains(s.path().to_str().unwrap()),
-        "a sandbox mount propagated to the host"
-    );
+    assert!(!host.contains(s.path().to_str().unwrap()), "a sandbox mount propagated to the host");
     assert!(!s.path().join("inside").exists());
 }
 
@@ -496,10 +364,7 @@ fn exit_status_of_the_command_is_the_sandboxs() {
     args.extend(["--", "no-such-command-here"]);
     let out = run(&args);
     assert_eq!(out.status, 127);
-    assert_eq!(
-        out.stderr,
-        "mkosi-sandbox: no-such-command-here: execvp: No such file or directory\n"
-    );
+    assert_eq!(out.stderr, "mkosi-sandbox: no-such-command-here: execvp: No such file or directory\n");
 }
 
 #[test]
@@ -520,21 +385,11 @@ fn default_command_is_bash() {
         .spawn()
         .and_then(|mut c| {
             use std::io::Write;
-            c.stdin
-                .take()
-                .unwrap()
-                .write_all(b"echo $BASH_VERSION | cut -c1-1\n")?;
+            c.stdin.take().unwrap().write_all(b"echo $BASH_VERSION | cut -c1-1\n")?;
             c.wait_with_output()
         })
         .unwrap();
-    assert!(
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse::<u32>()
-            .is_ok(),
-        "bash ran: {:?}",
-        out
-    );
+    assert!(String::from_utf8_lossy(&out.stdout).trim().parse::<u32>().is_ok(), "bash ran: {:?}", out);
 }
 
 #[test]
@@ -546,29 +401,17 @@ fn pack_fds_moves_descriptors_from_three_and_sets_listen_vars() {
         "for f in /proc/$$/fd/*; do n=${{f##*/}}; case $n in 0|1|2) ;; *) eval \"exec $n>&-\" 2>/dev/null;; esac; done; exec 5</dev/null 8</etc/hostname; exec {} {base} --pack-fds -- sh -c 'echo LISTEN_FDS=$LISTEN_FDS; test \"$LISTEN_PID\" = \"$$\" && echo pid-ok; for n in 3 4 5 8; do [ -e /proc/$$/fd/$n ] && echo has$n; done; readlink /proc/$$/fd/4'",
         bin.display()
     );
-    let out = std::process::Command::new("bash")
-        .args(["-c", &script])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
+    let out =
+        std::process::Command::new("bash").args(["-c", &script]).stdin(std::process::Stdio::null()).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        text,
-        "LISTEN_FDS=2\npid-ok\nhas3\nhas4\n/etc/hostname\n",
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(text, "LISTEN_FDS=2\npid-ok\nhas3\nhas4\n/etc/hostname\n", "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]
 fn suspend_stops_before_exec() {
     let mut args: Vec<String> = BASE.iter().map(|s| s.to_string()).collect();
     args.extend(["--suspend", "--", "sh", "-c", "echo resumed"].map(String::from));
-    let child = std::process::Command::new(binary())
-        .args(&args)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = std::process::Command::new(binary()).args(&args).stdout(std::process::Stdio::piped()).spawn().unwrap();
     let pid = child.id();
     let mut stopped = false;
     for _ in 0..500 {
@@ -589,14 +432,6 @@ fn suspend_stops_before_exec() {
 fn duplicate_option_sets_are_deduplicated() {
     let mut args: Vec<&str> = BASE.to_vec();
     args.extend(BASE);
-    args.extend([
-        "--ro-bind",
-        "/usr/lib",
-        "/usr/lib",
-        "--",
-        "sh",
-        "-c",
-        "grep -c ' /usr' /proc/self/mountinfo",
-    ]);
+    args.extend(["--ro-bind", "/usr/lib", "/usr/lib", "--", "sh", "-c", "grep -c ' /usr' /proc/self/mountinfo"]);
     assert_eq!(run(&args).ok(), "1\n");
 }

@@ -52,72 +52,38 @@ struct Expect {
 
 // chown, chown32, fchown, fchown32, fchownat, lchown, lchown32 / fdatasync, fsync, msync, sync,
 // sync_file_range, sync_file_range2, syncfs — where the ABI has them.
-const X86_64: Expect = Expect {
-    arch: 0xC000_003E,
-    x32: true,
-    chown: &[92, 93, 94, 260],
-    sync: &[26, 74, 75, 162, 277, 306],
-};
+const X86_64: Expect =
+    Expect { arch: 0xC000_003E, x32: true, chown: &[92, 93, 94, 260], sync: &[26, 74, 75, 162, 277, 306] };
 const I386: Expect = Expect {
     arch: 0x4000_0003,
     x32: false,
     chown: &[16, 95, 182, 198, 207, 212, 298],
     sync: &[36, 118, 144, 148, 314, 344],
 };
-const AARCH64: Expect = Expect {
-    arch: 0xC000_00B7,
-    x32: false,
-    chown: &[54, 55],
-    sync: &[81, 82, 83, 84, 227, 267],
-};
+const AARCH64: Expect = Expect { arch: 0xC000_00B7, x32: false, chown: &[54, 55], sync: &[81, 82, 83, 84, 227, 267] };
 const ARM: Expect = Expect {
     arch: 0x4000_0028,
     x32: false,
     chown: &[16, 95, 182, 198, 207, 212, 325],
     sync: &[36, 118, 144, 148, 341, 373],
 };
-const RISCV64: Expect = Expect {
-    arch: 0xC000_00F3,
-    x32: false,
-    chown: &[54, 55],
-    sync: &[81, 82, 83, 84, 227, 267],
-};
-const PPC64LE: Expect = Expect {
-    arch: 0xC000_0015,
-    x32: false,
-    chown: &[16, 95, 181, 289],
-    sync: &[36, 118, 144, 148, 308, 348],
-};
-const PPC64: Expect = Expect {
-    arch: 0x8000_0015,
-    x32: false,
-    chown: &[16, 95, 181, 289],
-    sync: &[36, 118, 144, 148, 308, 348],
-};
-const PPC: Expect = Expect {
-    arch: 0x0000_0014,
-    x32: false,
-    chown: &[16, 95, 181, 289],
-    sync: &[36, 118, 144, 148, 308, 348],
-};
-const S390X: Expect = Expect {
-    arch: 0x8000_0016,
-    x32: false,
-    chown: &[198, 207, 212, 291],
-    sync: &[36, 118, 144, 148, 307, 338],
-};
+const RISCV64: Expect = Expect { arch: 0xC000_00F3, x32: false, chown: &[54, 55], sync: &[81, 82, 83, 84, 227, 267] };
+const PPC64LE: Expect =
+    Expect { arch: 0xC000_0015, x32: false, chown: &[16, 95, 181, 289], sync: &[36, 118, 144, 148, 308, 348] };
+const PPC64: Expect =
+    Expect { arch: 0x8000_0015, x32: false, chown: &[16, 95, 181, 289], sync: &[36, 118, 144, 148, 308, 348] };
+const PPC: Expect =
+    Expect { arch: 0x0000_0014, x32: false, chown: &[16, 95, 181, 289], sync: &[36, 118, 144, 148, 308, 348] };
+const S390X: Expect =
+    Expect { arch: 0x8000_0016, x32: false, chown: &[198, 207, 212, 291], sync: &[36, 118, 144, 148, 307, 338] };
 const S390: Expect = Expect {
     arch: 0x0000_0016,
     x32: false,
     chown: &[16, 95, 182, 198, 207, 212, 291],
     sync: &[36, 118, 144, 148, 307, 338],
 };
-const LOONGARCH64: Expect = Expect {
-    arch: 0xC000_0102,
-    x32: false,
-    chown: &[54, 55],
-    sync: &[81, 82, 83, 84, 227, 267],
-};
+const LOONGARCH64: Expect =
+    Expect { arch: 0xC000_0102, x32: false, chown: &[54, 55], sync: &[81, 82, 83, 84, 227, 267] };
 
 fn expected_for(native: &str) -> Vec<&'static Expect> {
     match native {
@@ -152,14 +118,7 @@ const ALL_ARCHES: &[u32] = &[
 fn numbers_to_try() -> Vec<u32> {
     let mut v: Vec<u32> = (0..1100).collect();
     v.extend((0..1100).map(|n| n | X32));
-    v.extend([
-        u32::MAX, /* -1 */
-        u32::MAX - 1,
-        0x7FFF_FFFF,
-        0x8000_0000,
-        X32 - 1,
-        0xFFFF_0000 | 92,
-    ]);
+    v.extend([u32::MAX /* -1 */, u32::MAX - 1, 0x7FFF_FFFF, 0x8000_0000, X32 - 1, 0xFFFF_0000 | 92]);
     v
 }
 
@@ -179,13 +138,8 @@ fn every_arch_and_number_gets_the_expected_action() {
                         None => ALLOW,
                         Some(e) => {
                             // x32 numbers are the x86_64 ones with bit 30 set, under the same arch.
-                            let base = if e.x32 && nr & X32 != 0 && nr < 0x8000_0000 {
-                                nr & !X32
-                            } else {
-                                nr
-                            };
-                            let listed = (chown && e.chown.contains(&base))
-                                || (sync && e.sync.contains(&base));
+                            let base = if e.x32 && nr & X32 != 0 && nr < 0x8000_0000 { nr & !X32 } else { nr };
+                            let listed = (chown && e.chown.contains(&base)) || (sync && e.sync.contains(&base));
                             if listed { ERRNO0 } else { ALLOW }
                         }
                     };
@@ -208,19 +162,7 @@ fn i386_getpid_and_x86_64_read_are_allowed() {
     let mut p = Program::new();
     bpf::assemble(abis, true, true, &mut p).unwrap();
     assert_eq!(interpret(p.as_slice(), 20, I386.arch), ALLOW, "i386 getpid");
-    assert_eq!(
-        interpret(p.as_slice(), 0, X86_64.arch),
-        ALLOW,
-        "x86_64 read"
-    );
-    assert_eq!(
-        interpret(p.as_slice(), 212, I386.arch),
-        ERRNO0,
-        "i386 chown32"
-    );
-    assert_eq!(
-        interpret(p.as_slice(), 212, X86_64.arch),
-        ALLOW,
-        "212 is not chown on x86_64"
-    );
+    assert_eq!(interpret(p.as_slice(), 0, X86_64.arch), ALLOW, "x86_64 read");
+    assert_eq!(interpret(p.as_slice(), 212, I386.arch), ERRNO0, "i386 chown32");
+    assert_eq!(interpret(p.as_slice(), 212, X86_64.arch), ALLOW, "212 is not chown on x86_64");
 }

@@ -13,70 +13,30 @@ fn child_checks(real_file: &CString) -> Vec<String> {
     };
     mkosi_sandbox::seccomp::install(true, true).expect("install filter");
     unsafe {
-        check(
-            "chown(real file) returns 0",
-            libc::chown(real_file.as_ptr(), 12345, 12345) == 0,
-        );
-        check(
-            "chown(/nonexistent) returns 0",
-            libc::chown(c"/nonexistent".as_ptr(), 1, 1) == 0,
-        );
-        check(
-            "lchown returns 0",
-            libc::lchown(c"/nonexistent".as_ptr(), 1, 1) == 0,
-        );
-        check(
-            "fchownat returns 0",
-            libc::fchownat(libc::AT_FDCWD, c"/nonexistent".as_ptr(), 1, 1, 0) == 0,
-        );
+        check("chown(real file) returns 0", libc::chown(real_file.as_ptr(), 12345, 12345) == 0);
+        check("chown(/nonexistent) returns 0", libc::chown(c"/nonexistent".as_ptr(), 1, 1) == 0);
+        check("lchown returns 0", libc::lchown(c"/nonexistent".as_ptr(), 1, 1) == 0);
+        check("fchownat returns 0", libc::fchownat(libc::AT_FDCWD, c"/nonexistent".as_ptr(), 1, 1, 0) == 0);
         check("fchown(-1) returns 0", libc::fchown(-1, 1, 1) == 0);
         check("fsync(-1) returns 0", libc::fsync(-1) == 0);
         check("fdatasync(-1) returns 0", libc::fdatasync(-1) == 0);
         check("syncfs(-1) returns 0", libc::syncfs(-1) == 0);
-        check(
-            "sync_file_range(-1) returns 0",
-            libc::sync_file_range(-1, 0, 0, 0) == 0,
-        );
-        check(
-            "msync(bad) returns 0",
-            libc::msync(8 as *mut libc::c_void, 4096, libc::MS_SYNC) == 0,
-        );
+        check("sync_file_range(-1) returns 0", libc::sync_file_range(-1, 0, 0, 0) == 0);
+        check("msync(bad) returns 0", libc::msync(8 as *mut libc::c_void, 4096, libc::MS_SYNC) == 0);
         // Not suppressed: still fails as usual.
-        check(
-            "open(/nonexistent) still fails",
-            libc::open(c"/nonexistent".as_ptr(), libc::O_RDONLY) == -1,
-        );
+        check("open(/nonexistent) still fails", libc::open(c"/nonexistent".as_ptr(), libc::O_RDONLY) == -1);
         #[cfg(target_arch = "x86_64")]
         {
-            let x32_chown = libc::syscall(
-                0x4000_0000 | libc::SYS_chown,
-                c"/nonexistent".as_ptr(),
-                1,
-                1,
-            );
+            let x32_chown = libc::syscall(0x4000_0000 | libc::SYS_chown, c"/nonexistent".as_ptr(), 1, 1);
             check("x32 chown returns 0", x32_chown == 0);
             let low = low_string(real_file.as_bytes_with_nul());
-            check(
-                "i386 int 0x80 chown32 returns 0",
-                int80(212, low as u32, 12345, 12345) == 0,
-            );
-            check(
-                "i386 int 0x80 getpid works",
-                int80(20, 0, 0, 0) == libc::getpid(),
-            );
+            check("i386 int 0x80 chown32 returns 0", int80(212, low as u32, 12345, 12345) == 0);
+            check("i386 int 0x80 getpid works", int80(20, 0, 0, 0) == libc::getpid());
         }
     }
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |n: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(n))
-            .map(|v| v.trim().to_string())
-    };
-    check(
-        "NoNewPrivs: 1",
-        field("NoNewPrivs:").as_deref() == Some("1"),
-    );
+    let field = |n: &str| status.lines().find_map(|l| l.strip_prefix(n)).map(|v| v.trim().to_string());
+    check("NoNewPrivs: 1", field("NoNewPrivs:").as_deref() == Some("1"));
     check("Seccomp: 2", field("Seccomp:").as_deref() == Some("2"));
     failures
 }
@@ -121,11 +81,7 @@ unsafe fn int80(nr: i32, a: u32, b: u32, c: u32) -> i32 {
 
 #[test]
 fn real_filter_in_a_forked_child() {
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "run as root (a real file owned by root must keep its owner)"
-    );
+    assert_eq!(unsafe { libc::geteuid() }, 0, "run as root (a real file owned by root must keep its owner)");
     let dir = std::env::temp_dir().join(format!("mkosi-sandbox-seccomp-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("owned-by-root");

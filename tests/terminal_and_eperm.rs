@@ -43,7 +43,11 @@ fn forbidden_user_namespace_prints_the_explanation() {
         "mount --rbind / {root} && exec chroot {root} setpriv --reuid=65534 --regid=65534 --clear-groups -- {} --become-root -- true",
         binary().display()
     );
-    let out = Command::new("unshare").args(["-m", "--propagation", "private", "sh", "-c", &script]).env("TERM", "dumb").output().unwrap();
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .env("TERM", "dumb")
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(

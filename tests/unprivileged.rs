@@ -4,11 +4,7 @@ mod common;
 use common::*;
 
 fn status_field(status: &str, name: &str) -> String {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(name))
-        .map(|v| v.trim().to_string())
-        .unwrap_or_default()
+    status.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_string()).unwrap_or_default()
 }
 
 #[test]
@@ -28,16 +24,9 @@ fn maps_the_caller_to_itself_with_ambient_capabilities() {
     assert_eq!(lines.next(), Some("deny"));
     let cap_eff = status_field(text, "CapEff:");
     let cap_amb = status_field(text, "CapAmb:");
-    let last_cap: u32 = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let last_cap: u32 = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap").unwrap().trim().parse().unwrap();
     let full = format!("{:016x}", (1u128 << (last_cap + 1)) as u64 - 1);
-    assert_eq!(
-        cap_amb, full,
-        "every capability is ambient, so the command keeps them"
-    );
+    assert_eq!(cap_amb, full, "every capability is ambient, so the command keeps them");
     assert_eq!(cap_eff, full);
 }
 
@@ -51,14 +40,8 @@ fn become_root_maps_root_without_ambient_capabilities() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "0");
     assert_eq!(lines[1], "0");
-    assert_eq!(
-        lines[2].split_whitespace().collect::<Vec<_>>(),
-        ["0", "65534", "1"]
-    );
-    assert_eq!(
-        lines[3].split_whitespace().collect::<Vec<_>>(),
-        ["0", "65534", "1"]
-    );
+    assert_eq!(lines[2].split_whitespace().collect::<Vec<_>>(), ["0", "65534", "1"]);
+    assert_eq!(lines[3].split_whitespace().collect::<Vec<_>>(), ["0", "65534", "1"]);
     assert_eq!(lines[4].split_whitespace().nth(1), Some("0000000000000000"));
 }
 
@@ -72,11 +55,7 @@ fn unprivileged_unshare_net_gets_a_network_namespace() {
     let text = out.ok();
     let mut lines = text.lines();
     assert_ne!(lines.next().unwrap(), host_net.to_str().unwrap());
-    assert_eq!(
-        lines.collect::<Vec<_>>(),
-        ["lo"],
-        "only loopback in the new namespace"
-    );
+    assert_eq!(lines.collect::<Vec<_>>(), ["lo"], "only loopback in the new namespace");
 }
 
 #[test]
@@ -114,12 +93,7 @@ fn unprivileged_errors_are_one_line_too() {
     let out = run_as_nobody(&refs(&sh(&["--ro-bind", "/root/nope", "/x"], "echo ran")));
     assert_eq!(out.status, 1);
     assert_eq!(out.stdout, "");
-    assert!(
-        out.stderr
-            .starts_with("mkosi-sandbox: --ro-bind /root/nope /x: "),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.starts_with("mkosi-sandbox: --ro-bind /root/nope /x: "), "{}", out.stderr);
     assert_eq!(out.stderr.lines().count(), 1);
 }
 
@@ -127,26 +101,13 @@ fn unprivileged_errors_are_one_line_too() {
 fn suppress_chown_makes_package_manager_chowns_succeed_without_effect() {
     let script = "touch /var/tmp/f && chown 123:456 /var/tmp/f && echo chown-ok; stat -c '%u:%g' /var/tmp/f; sync; grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status | tr -s '\\t' ' '";
     let out = run_as_nobody(&refs(&sh(
-        &[
-            "--become-root",
-            "--suppress-chown",
-            "--suppress-sync",
-            "--tmpfs",
-            "/var/tmp",
-        ],
+        &["--become-root", "--suppress-chown", "--suppress-sync", "--tmpfs", "/var/tmp"],
         script,
     )));
     assert_eq!(out.ok(), "chown-ok\n0:0\nNoNewPrivs: 1\nSeccomp: 2\n");
     // Without the filter the same chown fails: the ids are not mapped.
-    let out = run_as_nobody(&refs(&sh(
-        &["--become-root", "--tmpfs", "/var/tmp"],
-        script,
-    )));
-    assert!(
-        out.stdout.starts_with("0:0\nNoNewPrivs: 0\nSeccomp: 0"),
-        "{}",
-        out.stdout
-    );
+    let out = run_as_nobody(&refs(&sh(&["--become-root", "--tmpfs", "/var/tmp"], script)));
+    assert!(out.stdout.starts_with("0:0\nNoNewPrivs: 0\nSeccomp: 0"), "{}", out.stdout);
     assert!(out.stderr.contains("Invalid argument"), "{}", out.stderr);
 }
 

@@ -76,15 +76,7 @@ pub struct Program {
 
 impl Program {
     pub const fn new() -> Self {
-        Self {
-            insns: [SockFilter {
-                code: 0,
-                jt: 0,
-                jf: 0,
-                k: 0,
-            }; PROGRAM_CAP],
-            len: 0,
-        }
+        Self { insns: [SockFilter { code: 0, jt: 0, jf: 0, k: 0 }; PROGRAM_CAP], len: 0 }
     }
 
     pub fn as_slice(&self) -> &[SockFilter] {
@@ -108,14 +100,8 @@ impl Default for Program {
 /// The numbers an ABI's block suppresses.
 fn numbers<'a>(abi: &'a Abi, chown: bool, sync: bool) -> impl Iterator<Item = u32> + Clone + 'a {
     let groups = [(chown, abi.chown), (sync, abi.sync)];
-    let native = groups
-        .into_iter()
-        .filter(|(on, _)| *on)
-        .flat_map(|(_, list)| list.iter().copied());
-    let x32 = native
-        .clone()
-        .filter(move |_| abi.x32)
-        .map(|nr| nr | X32_SYSCALL_BIT);
+    let native = groups.into_iter().filter(|(on, _)| *on).flat_map(|(_, list)| list.iter().copied());
+    let x32 = native.clone().filter(move |_| abi.x32).map(|nr| nr | X32_SYSCALL_BIT);
     native.chain(x32)
 }
 
@@ -200,10 +186,8 @@ mod tests {
 
     #[test]
     fn instruction_counts_per_native_arch() {
-        let counts: Vec<(&str, usize)> = NATIVES
-            .iter()
-            .map(|(name, abis)| (*name, program(abis, true, true).len()))
-            .collect();
+        let counts: Vec<(&str, usize)> =
+            NATIVES.iter().map(|(name, abis)| (*name, program(abis, true, true).len())).collect();
         assert_eq!(
             counts,
             [
@@ -262,11 +246,7 @@ mod tests {
     #[test]
     fn golden_x86_64() {
         let p = program(&[X86_64, I386], true, false);
-        let numbers: Vec<u32> = p
-            .iter()
-            .filter(|x| x.code == JMP_JEQ_K)
-            .map(|x| x.k)
-            .collect();
+        let numbers: Vec<u32> = p.iter().filter(|x| x.code == JMP_JEQ_K).map(|x| x.k).collect();
         assert_eq!(
             numbers,
             [
@@ -308,30 +288,12 @@ mod tests {
         let ret = i(RET_K, 0, 0, SECCOMP_RET_ALLOW);
         assert_eq!(verify(&[]), Err(VerifyError::Empty));
         assert_eq!(verify(&vec![ret; MAX_INSNS + 1]), Err(VerifyError::TooLong));
-        assert_eq!(
-            verify(&[i(LD_W_ABS, 0, 0, 4)]),
-            Err(VerifyError::NoFinalReturn)
-        );
-        assert_eq!(
-            verify(&[i(LD_W_ABS, 0, 0, 2), ret]),
-            Err(VerifyError::BadLoad { pc: 0 })
-        );
-        assert_eq!(
-            verify(&[i(LD_W_ABS, 0, 0, 64), ret]),
-            Err(VerifyError::BadLoad { pc: 0 })
-        );
-        assert_eq!(
-            verify(&[i(JMP_JEQ_K, 1, 0, 0), ret]),
-            Err(VerifyError::JumpOutOfRange { pc: 0 })
-        );
-        assert_eq!(
-            verify(&[i(JMP_JA, 0, 0, 1), ret]),
-            Err(VerifyError::JumpOutOfRange { pc: 0 })
-        );
-        assert_eq!(
-            verify(&[i(0x07, 0, 0, 0), ret]),
-            Err(VerifyError::BadOpcode { pc: 0 })
-        );
+        assert_eq!(verify(&[i(LD_W_ABS, 0, 0, 4)]), Err(VerifyError::NoFinalReturn));
+        assert_eq!(verify(&[i(LD_W_ABS, 0, 0, 2), ret]), Err(VerifyError::BadLoad { pc: 0 }));
+        assert_eq!(verify(&[i(LD_W_ABS, 0, 0, 64), ret]), Err(VerifyError::BadLoad { pc: 0 }));
+        assert_eq!(verify(&[i(JMP_JEQ_K, 1, 0, 0), ret]), Err(VerifyError::JumpOutOfRange { pc: 0 }));
+        assert_eq!(verify(&[i(JMP_JA, 0, 0, 1), ret]), Err(VerifyError::JumpOutOfRange { pc: 0 }));
+        assert_eq!(verify(&[i(0x07, 0, 0, 0), ret]), Err(VerifyError::BadOpcode { pc: 0 }));
         assert_eq!(verify(&[i(JMP_JEQ_K, 0, 0, 0), ret]), Ok(()));
     }
 
@@ -346,19 +308,8 @@ mod tests {
             }
             a
         };
-        let abi = Abi {
-            name: "big",
-            arch: 1,
-            x32: false,
-            chown: &MANY,
-            sync: &[],
-            chown_names: &[],
-            sync_names: &[],
-        };
+        let abi = Abi { name: "big", arch: 1, x32: false, chown: &MANY, sync: &[], chown_names: &[], sync_names: &[] };
         let mut p = Program::new();
-        assert_eq!(
-            assemble(&[abi], true, false, &mut p),
-            Err(AsmError::JumpTooFar)
-        );
+        assert_eq!(assemble(&[abi], true, false, &mut p), Err(AsmError::JumpTooFar));
     }
 }

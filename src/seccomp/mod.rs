@@ -50,10 +50,7 @@ pub fn native_abis() -> &'static [Abi] {
     } else {
         ""
     };
-    tables::NATIVES
-        .iter()
-        .find(|(name, _)| *name == arch)
-        .map_or(&[], |(_, abis)| abis)
+    tables::NATIVES.iter().find(|(name, _)| *name == arch).map_or(&[], |(_, abis)| abis)
 }
 
 const PR_SET_NO_NEW_PRIVS: u32 = 38;
@@ -66,26 +63,11 @@ pub fn install(chown: bool, sync: bool) -> Result<()> {
     if (!chown && !sync) || abis.is_empty() {
         return Ok(());
     }
-    let subject = |e: Error| {
-        e.about(
-            if chown {
-                "--suppress-chown"
-            } else {
-                "--suppress-sync"
-            },
-            None,
-            None,
-        )
-    };
+    let subject = |e: Error| e.about(if chown { "--suppress-chown" } else { "--suppress-sync" }, None, None);
     let mut program = bpf::Program::new();
     bpf::assemble(abis, chown, sync, &mut program)
         .map_err(|_| subject(Error::message("", "seccomp filter too long")))?;
-    bpf::verify(program.as_slice())
-        .map_err(|_| subject(Error::message("", "seccomp filter failed verification")))?;
-    crate::sys::prctl(PR_SET_NO_NEW_PRIVS, 1, 0)
-        .during("prctl")
-        .map_err(subject)?;
-    crate::sys::install_seccomp_filter(program.as_slice())
-        .during("seccomp")
-        .map_err(subject)
+    bpf::verify(program.as_slice()).map_err(|_| subject(Error::message("", "seccomp filter failed verification")))?;
+    crate::sys::prctl(PR_SET_NO_NEW_PRIVS, 1, 0).during("prctl").map_err(subject)?;
+    crate::sys::install_seccomp_filter(program.as_slice()).during("seccomp").map_err(subject)
 }

@@ -15,11 +15,7 @@ pub fn binary() -> PathBuf {
 }
 
 pub fn require_root() {
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "the end-to-end tests run as root (they also switch to nobody)"
-    );
+    assert_eq!(unsafe { libc::geteuid() }, 0, "the end-to-end tests run as root (they also switch to nobody)");
 }
 
 /// A minimal host-backed root: /usr read-only plus the merged-/usr symlinks, /proc and /dev.
@@ -60,10 +56,7 @@ impl Run {
 
 fn finish(out: Output) -> Run {
     use std::os::unix::process::ExitStatusExt;
-    let status = out
-        .status
-        .code()
-        .unwrap_or_else(|| 128 + out.status.signal().unwrap_or(0));
+    let status = out.status.code().unwrap_or_else(|| 128 + out.status.signal().unwrap_or(0));
     Run {
         status,
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -74,11 +67,7 @@ fn finish(out: Output) -> Run {
 /// Runs the sandbox as root with `args` (options, then `--`, then the command).
 pub fn run(args: &[&str]) -> Run {
     require_root();
-    let out = Command::new(binary())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("spawn");
+    let out = Command::new(binary()).args(args).stdin(Stdio::null()).output().expect("spawn");
     finish(out)
 }
 
@@ -114,10 +103,7 @@ impl Scratch {
     pub fn new(tag: &str) -> Self {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!(
-            "mkosi-sandbox-e2e-{}-{tag}-{n}",
-            std::process::id()
-        ));
+        let dir = std::env::temp_dir().join(format!("mkosi-sandbox-e2e-{}-{tag}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
@@ -147,18 +133,10 @@ pub fn mount_entry(mountinfo: &str, mountpoint: &str) -> Option<(String, String,
             return None;
         }
         let r: Vec<&str> = right.split(' ').collect();
-        Some((
-            r[0].to_string(),
-            f[5].to_string(),
-            r.get(2).unwrap_or(&"").to_string(),
-            f[6..].join(" "),
-        ))
+        Some((r[0].to_string(), f[5].to_string(), r.get(2).unwrap_or(&"").to_string(), f[6..].join(" ")))
     })
 }
 
 pub fn host_mount_count() -> usize {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .count()
+    std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().count()
 }
