@@ -120,13 +120,10 @@ fn bind(ctx: &mut Context<'_>, op: &Op, readonly: bool, required: bool, relative
     }
 
     if !dst.exists {
-        if !dst.parent_exists {
-            mkdir_parent(&mut s.b)?;
-        }
         if src_type == FileType::RegularFile {
-            create_file(s.b.as_cstr(), 0o644).during("mknod")?;
+            with_parents(&mut s.b, |p| create_file(p, 0o644)).during("mknod")?;
         } else {
-            mkdir(s.b.as_cstr(), DIR_MODE).during("mkdir")?;
+            with_parents(&mut s.b, |p| mkdir(p, DIR_MODE)).during("mkdir")?;
         }
     }
     bind_resolved(s.a.as_cstr(), s.b.as_cstr(), attrs)
@@ -204,15 +201,12 @@ fn tmpfs(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
 
 fn dir(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
     let s = &mut *ctx.scratch;
-    let dst = chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?;
-    if dst.exists {
+    if chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?.exists {
         // Only if missing: an existing directory, or file, is left alone.
         return Ok(());
     }
-    if !dst.parent_exists {
-        mkdir_parent(&mut s.b)?;
-    }
-    match mkdir(s.b.as_cstr(), tmp_or_dir_mode(s.b.as_bytes())) {
+    let mode = tmp_or_dir_mode(s.b.as_bytes());
+    match with_parents(&mut s.b, |p| mkdir(p, mode)) {
         Ok(()) | Err(Errno::EXIST) => Ok(()),
         Err(e) => Err(Error::sys("mkdir", e)),
     }
@@ -243,17 +237,10 @@ fn symlink(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
 
 fn write(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
     let s = &mut *ctx.scratch;
-    if !chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?.parent_exists {
-        mkdir_parent(&mut s.b)?;
-    }
+    chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?;
     let mode = Mode::from_raw_mode(0o666 & !ctx.umask);
-    let fd = rustix::fs::openat(
-        CWD,
-        s.b.as_cstr(),
-        OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC | OFlags::NOCTTY,
-        mode,
-    )
-    .during("open")?;
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC | OFlags::NOCTTY;
+    let fd = with_parents(&mut s.b, |p| rustix::fs::openat(CWD, p, flags, mode)).during("open")?;
     let mut data = op.src.to_bytes();
     while !data.is_empty() {
         let n = rustix::io::write(&fd, data).during("write")?;
@@ -287,11 +274,9 @@ fn overlay(
     // Without these, a mount fails when the upper directory was used with other lower ones before.
     opts.push(b",userxattr,index=off,metacopy=off").map_err(too_long)?;
 
-    if !chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?.parent_exists {
-        mkdir_parent(&mut s.b)?;
-    }
+    chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?;
     let mode = tmp_or_dir_mode(s.b.as_bytes());
-    match mkdir(s.b.as_cstr(), mode) {
+    match with_parents(&mut s.b, |p| mkdir(p, mode)) {
         Ok(()) | Err(Errno::EXIST) => {}
         Err(e) => return Err(Error::sys("mkdir", e)),
     }
@@ -374,13 +359,20 @@ fn join(out: &mut PathBuf, root: &[u8], path: &CStr) -> Result<()> {
     out.push(&rel[start..]).during("mount")
 }
 
-/// Creates the parent directories of `path` (mode 0755), like `os.makedirs(dirname(path))`.
-fn mkdir_parent(path: &mut PathBuf) -> Result<()> {
-    let bytes = path.as_bytes();
-    match bytes.iter().rposition(|&b| b == b'/') {
-        Some(end) if end > 0 => mkdir_prefix_all(path, end, DIR_MODE),
-        _ => Ok(()),
+/// Runs `create` on `path`; if a parent is missing, creates the parents (mode 0755, like
+/// `os.makedirs(dirname(path))`) and runs it again. Optimistic: one syscall when the parent exists.
+fn with_parents<T>(
+    path: &mut PathBuf,
+    mut create: impl FnMut(&CStr) -> core::result::Result<T, Errno>,
+) -> core::result::Result<T, Errno> {
+    match create(path.as_cstr()) {
+        Err(Errno::NOENT) => {}
+        other => return other,
     }
+    if let Some(end) = path.as_bytes().iter().rposition(|&b| b == b'/').filter(|&end| end > 0) {
+        mkdir_prefix_all(path, end, DIR_MODE).map_err(|e| e.errno().unwrap_or(Errno::NOENT))?;
+    }
+    create(path.as_cstr())
 }
 
 /// Creates `path` and its parents (mode 0755), like `os.makedirs(path, exist_ok=True)`.

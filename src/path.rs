@@ -4,6 +4,7 @@
 
 use core::ffi::CStr;
 
+use rustix::fs::{Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 
 /// Room for PATH_MAX bytes plus the terminating NUL.
@@ -144,9 +145,6 @@ pub fn write_key(path: &[u8], out: &mut [u8]) {
 pub struct Resolved {
     /// Every component existed: the resolved path exists (the original's `os.path.exists()`).
     pub exists: bool,
-    /// The resolved path's parent exists (only the last component may be missing): creating the
-    /// path needs no `mkdir -p` of its parents.
-    pub parent_exists: bool,
     /// Whether `root` + `path` *as written* is a symlink, when the walk tells: `Some(true)` when
     /// the first symlink met was the path's own last component, `Some(false)` when the written
     /// path met no symlink at all, `None` when a parent was a symlink (then only an `lstat()` of
@@ -169,6 +167,9 @@ pub struct ResolveScratch<'a> {
 /// existing component, and no `chroot()`.
 pub fn resolve(root: &[u8], path: &[u8], out: &mut PathBuf, scratch: ResolveScratch<'_>) -> Result<Resolved, Errno> {
     let ResolveScratch { pending, link } = scratch;
+    if let Some(resolved) = resolve_without_symlinks(root, path, out)? {
+        return Ok(resolved);
+    }
     out.set(root)?;
     let floor = out.len();
     pending.set(path)?;
@@ -223,7 +224,7 @@ pub fn resolve(root: &[u8], path: &[u8], out: &mut PathBuf, scratch: ResolveScra
             if !rest.is_empty() {
                 out.push_component(rest)?;
             }
-            return Ok(Resolved { exists: false, parent_exists: false, written_is_link });
+            return Ok(Resolved { exists: false, written_is_link });
         }
         out.truncate(before);
         if link.as_bytes().first() == Some(&b'/') {
@@ -238,7 +239,32 @@ pub fn resolve(root: &[u8], path: &[u8], out: &mut PathBuf, scratch: ResolveScra
         pending.set(link.as_bytes())?;
         cursor = 0;
     }
-    Ok(Resolved { exists: missing_depth == 0, parent_exists: missing_depth <= 1, written_is_link })
+    Ok(Resolved { exists: missing_depth == 0, written_is_link })
+}
+
+/// The fast path of `resolve`: most paths hold no symlink at all, and one `openat2()` with
+/// RESOLVE_NO_SYMLINKS proves it (or finds the path missing) in a single walk, where `resolve`
+/// needs one `readlinkat()`, each a walk from the start, per component. Returns None when a
+/// symlink is met (ELOOP) or the kernel cannot tell; the component walk then decides.
+fn resolve_without_symlinks(root: &[u8], path: &[u8], out: &mut PathBuf) -> Result<Option<Resolved>, Errno> {
+    // With one component the walk costs one syscall too; `..` needs the walk's lexical rules.
+    if components(path).nth(1).is_none() || components(path).any(|c| c == b"..") {
+        return Ok(None);
+    }
+    out.set(root)?;
+    for c in components(path) {
+        out.push_component(c)?;
+    }
+    // No O_NOFOLLOW: with it a trailing symlink would be opened itself instead of refused.
+    let flags = OFlags::PATH | OFlags::CLOEXEC;
+    let resolve = ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+    match rustix::fs::openat2(rustix::fs::CWD, out.as_cstr(), flags, Mode::empty(), resolve) {
+        Ok(_fd) => Ok(Some(Resolved { exists: true, written_is_link: Some(false) })),
+        // The walk stops at the first missing component or non-directory; no symlink came before
+        // it (that would be ELOOP), and nothing below it exists.
+        Err(Errno::NOENT) | Err(Errno::NOTDIR) => Ok(Some(Resolved { exists: false, written_is_link: Some(false) })),
+        Err(_) => Ok(None),
+    }
 }
 
 /// `readlinkat(AT_FDCWD, path)` into `out`. EINVAL means "exists, not a symlink".
@@ -320,20 +346,28 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn resolve_reports_parents_and_written_links() {
+    fn resolve_reports_existence_and_written_links() {
         let dir = tempdir();
         let root = dir.as_path();
         std::fs::create_dir_all(root.join("usr/lib")).unwrap();
         symlink("usr/lib", root.join("lib")).unwrap();
         let r = |p: &str| run_full(root, p).1;
-        let resolved = |exists, parent_exists, written_is_link| Resolved { exists, parent_exists, written_is_link };
-        assert_eq!(r("/usr/lib"), resolved(true, true, Some(false)));
-        assert_eq!(r("/usr/new"), resolved(false, true, Some(false)));
-        assert_eq!(r("/usr/new/deeper"), resolved(false, false, Some(false)));
-        assert_eq!(r("/lib"), resolved(true, true, Some(true)));
-        assert_eq!(r("/lib/"), resolved(true, true, Some(true)));
-        assert_eq!(r("/lib/x"), resolved(false, true, None));
-        assert_eq!(r("/missing/../usr"), resolved(true, true, Some(false)));
+        let resolved = |exists, written_is_link| Resolved { exists, written_is_link };
+        assert_eq!(r("/usr/lib"), resolved(true, Some(false)));
+        assert_eq!(r("/usr"), resolved(true, Some(false)));
+        assert_eq!(r("/usr/new"), resolved(false, Some(false)));
+        assert_eq!(r("/usr/new/deeper"), resolved(false, Some(false)));
+        assert_eq!(r("/lib"), resolved(true, Some(true)));
+        assert_eq!(r("/lib/"), resolved(true, Some(true)));
+        assert_eq!(r("/lib/x"), resolved(false, None));
+        assert_eq!(r("/missing/../usr"), resolved(true, Some(false)));
+        // A trailing symlink two levels down: the single-walk check must refuse it, not open it.
+        symlink("lib", root.join("usr/liblink")).unwrap();
+        assert_eq!(r("/usr/liblink"), resolved(true, Some(true)));
+        assert_eq!(run(root, "/usr/liblink"), ("/usr/lib".into(), true));
+        // A symlink deep in the path: the fast path steps aside and the walk resolves it.
+        assert_eq!(run(root, "/usr/../lib/x"), ("/usr/lib/x".into(), false));
+        assert_eq!(run(root, "//usr//lib//"), ("/usr/lib".into(), true));
         assert_eq!(run(root, "/missing/../usr"), ("/usr".into(), true));
     }
 
