@@ -10,6 +10,7 @@
  * ROUNDS times; prints starts per second. With -u UID the timer drops to that uid/gid first.
  */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <grp.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -54,10 +55,12 @@ static void load(struct contestant *c, const char *path, int rounds) {
 	c->maxrss = 0; c->failures = 0;
 }
 
+static posix_spawn_file_actions_t quiet; /* children's stdout and stderr go to /dev/null */
+
 static long long run_once(struct contestant *c) {
 	pid_t pid; struct rusage ru; int status;
 	long long start = now_ns();
-	if (posix_spawn(&pid, c->argv[0], NULL, NULL, c->argv, environ) != 0) { c->failures++; return 0; }
+	if (posix_spawn(&pid, c->argv[0], &quiet, NULL, c->argv, environ) != 0) { c->failures++; return 0; }
 	if (wait4(pid, &status, 0, &ru) < 0) { c->failures++; return 0; }
 	long long took = now_ns() - start;
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) c->failures++;
@@ -78,6 +81,9 @@ int main(int argc, char **argv) {
 		else return 2;
 	}
 	if (argc - optind < 2) { fprintf(stderr, "usage: timer [-u UID] [-j JOBS] ROUNDS SPEC...\n"); return 2; }
+	posix_spawn_file_actions_init(&quiet);
+	posix_spawn_file_actions_addopen(&quiet, 1, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_addopen(&quiet, 2, "/dev/null", O_WRONLY, 0);
 	int rounds = atoi(argv[optind]);
 	int n = argc - optind - 1;
 	struct contestant *cs = calloc(n, sizeof *cs);

@@ -11,6 +11,7 @@ use core::mem::MaybeUninit;
 
 use crate::cli::Op;
 use crate::error::Error;
+use crate::mounts::ParentCache;
 use crate::path::PathBuf;
 
 /// Filesystem operations (`--bind`, `--dir`, ...). mkosi's largest calls carry a few hundred.
@@ -33,9 +34,12 @@ pub const MAX_FDS: usize = 4096;
 /// The storage is `MaybeUninit`, so that an empty vector is "uninitialised" memory, which the
 /// compiler places in `.bss` (an `Option<T>` array would not be all zeroes for most `T`, and would
 /// put megabytes into the binary's `.data`). Slots below `len` are always initialised.
+// repr(C) with `len` first: the length and the first items share a page, so a small vector
+// costs one page fault, not two.
+#[repr(C)]
 pub struct FixedVec<T: Copy, const N: usize> {
-    items: [MaybeUninit<T>; N],
     len: usize,
+    items: [MaybeUninit<T>; N],
 }
 
 /// A push found the vector full; `what` names the capacity in the error.
@@ -44,7 +48,7 @@ pub struct Full;
 
 impl<T: Copy, const N: usize> FixedVec<T, N> {
     pub const fn new() -> Self {
-        Self { items: [const { MaybeUninit::uninit() }; N], len: 0 }
+        Self { len: 0, items: [const { MaybeUninit::uninit() }; N] }
     }
 
     pub const fn capacity(&self) -> usize {
@@ -147,6 +151,13 @@ pub struct Scratch {
     pub link: PathBuf,
     /// Mount options being assembled (overlay).
     pub opts: PathBuf,
+    /// The fast paths' parent, last component and scratch (see `mounts::fresh`).
+    pub parent: PathBuf,
+    pub name: PathBuf,
+    pub tmp: PathBuf,
+    /// Open parent directories of the current run of sources and destinations.
+    pub src_parent: ParentCache,
+    pub dst_parent: ParentCache,
 }
 
 impl Scratch {
@@ -157,6 +168,11 @@ impl Scratch {
             pending: PathBuf::new(),
             link: PathBuf::new(),
             opts: PathBuf::new(),
+            parent: PathBuf::new(),
+            name: PathBuf::new(),
+            tmp: PathBuf::new(),
+            src_parent: ParentCache::new(),
+            dst_parent: ParentCache::new(),
         }
     }
 }

@@ -33,7 +33,6 @@ pub fn main(args: &CArgs, environ: &CEnv, arena: &'static mut Arena) -> i32 {
     let Arena { ops, order, keys, lowerdirs, setenv, unsetenv, env, fds, scratch, bytes, binds, envp: envp_out } =
         arena;
     let mut bump = Bump::new(bytes);
-    let mut line = Line::new();
 
     let parsed = cli::parse(args, Collect { ops, lowerdirs, setenv, unsetenv });
     let settings = match parsed {
@@ -41,6 +40,7 @@ pub fn main(args: &CArgs, environ: &CEnv, arena: &'static mut Arena) -> i32 {
         Ok(Parsed::Help) => {
             // SAFETY: fd 2 is borrowed only for the isatty ioctl.
             let highlight = rustix::termios::isatty(unsafe { rustix::stdio::stderr() });
+            let mut line = Line::new();
             for part in cli::help(highlight) {
                 line.push(part.as_bytes());
             }
@@ -48,16 +48,17 @@ pub fn main(args: &CArgs, environ: &CEnv, arena: &'static mut Arena) -> i32 {
             return 0;
         }
         Ok(Parsed::Version) => {
+            let mut line = Line::new();
             line.push(cli::VERSION.as_bytes());
             line.push(b"\n");
             line.flush_to_stderr();
             return 0;
         }
-        Err(e) => return report(&e, &mut line, false),
+        Err(e) => return report(&e, false),
     };
 
     if let Err(e) = environ.inherit_into(env) {
-        return report(&e, &mut line, false);
+        return report(&e, false);
     }
     let term_is_dumb = process::getenv(env, b"TERM") == Some(b"dumb");
 
@@ -84,7 +85,7 @@ pub fn main(args: &CArgs, environ: &CEnv, arena: &'static mut Arena) -> i32 {
         Ok(_) => 0,
         Err(e) => {
             let not_found = e.errno() == Some(Errno::NOENT) && matches!(e.cause, Cause::Sys { syscall: "execvp", .. });
-            let status = report(&e, &mut line, term_is_dumb);
+            let status = report(&e, term_is_dumb);
             if not_found { EXIT_NOT_FOUND } else { status }
         }
     }
@@ -182,7 +183,10 @@ fn finish(settings: &Settings, cwd: Option<&'static CStr>, umask: u32) -> Result
 
 /// Prints the error (with the original's explanations for ENOSYS and a forbidden unshare);
 /// returns the exit status 1.
-fn report(error: &Error, line: &mut Line, term_is_dumb: bool) -> i32 {
+fn report(error: &Error, term_is_dumb: bool) -> i32 {
+    // Made here, not up front: an 8 KiB buffer costs page faults on every start otherwise.
+    let mut line = Line::new();
+    let line = &mut line;
     if let Cause::Sys { syscall, errno } = error.cause {
         if errno == Errno::NOSYS {
             error::explain_enosys(line, syscall, error::styles(term_is_dumb));

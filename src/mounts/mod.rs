@@ -4,6 +4,8 @@
 //! Paths are relative to the workspace (the tmpfs that becomes `/` during set-up): `oldroot` is the
 //! caller's root, `newroot` the sandbox's.
 
+mod fresh;
+
 use core::ffi::CStr;
 
 use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags};
@@ -14,6 +16,8 @@ use crate::arena::{FixedVec, MAX_LOWERDIRS, Scratch};
 use crate::cli::{Op, OpKind};
 use crate::error::{During, Error, Result};
 use crate::path::{PathBuf, ResolveScratch, Resolved, is_tmp_dir, read_link, resolve};
+
+pub use fresh::ParentCache;
 use crate::sys::{self, MOUNT_ATTR_RDONLY, MS_BIND, MS_MOVE, MS_REC, MS_SHARED};
 
 const OLDROOT: &[u8] = b"oldroot";
@@ -57,8 +61,19 @@ pub fn setup(ctx: &mut Context<'_>, ops: &FixedVec<Op, { crate::arena::MAX_OPS }
         let Some(op) = ops.get(index as usize) else {
             continue;
         };
+        // An operation outside the open destination parent may change it (mount over it, or
+        // over one of its ancestors): open it again when next needed.
+        if !ctx.scratch.dst_parent.covers(op.dst.to_bytes()) {
+            ctx.scratch.dst_parent.forget();
+        }
         execute(ctx, &op).map_err(|e| op.blame(e))?;
+        if op.kind == OpKind::Symlink {
+            // Defensive: a symlink made through a writable bind appears in the caller's tree too.
+            ctx.scratch.src_parent.forget();
+        }
     }
+    ctx.scratch.src_parent.forget();
+    ctx.scratch.dst_parent.forget();
 
     rustix::process::chdir(c"newroot").during("chdir").map_err(stage)?;
     // newroot is a mount point, so this pivot cannot hit the initramfs case.
@@ -84,6 +99,19 @@ fn execute(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
     }
 }
 
+/// Makes `dst` below the new root if it does not exist yet, without resolving anything (see
+/// `fresh`). `create` gets a directory, a name in it and the full path (for the mode rules).
+/// Returns None when the destination exists or its parent needs resolving.
+fn create_fresh<T>(
+    s: &mut Scratch,
+    dst: &CStr,
+    syscall: &'static str,
+    create: impl FnOnce(rustix::fd::BorrowedFd<'_>, &CStr, &[u8]) -> core::result::Result<T, Errno>,
+) -> Result<Option<T>> {
+    let buffers = fresh::Buffers { parent: &mut s.parent, name: &mut s.name, tmp: &mut s.tmp };
+    fresh::create(&mut s.dst_parent, NEWROOT, dst, syscall, &mut s.b, buffers, create)
+}
+
 /// Resolves `path` inside `root` into `out` (the original's `chase()`).
 fn chase(root: &[u8], path: &CStr, out: &mut PathBuf, pending: &mut PathBuf, link: &mut PathBuf) -> Result<Resolved> {
     resolve(root, path.to_bytes(), out, ResolveScratch { pending, link }).during("readlink")
@@ -91,17 +119,36 @@ fn chase(root: &[u8], path: &CStr, out: &mut PathBuf, pending: &mut PathBuf, lin
 
 fn bind(ctx: &mut Context<'_>, op: &Op, readonly: bool, required: bool, relative: bool) -> Result<()> {
     let s = &mut *ctx.scratch;
-    let root = if relative { NEWROOT } else { OLDROOT };
-    if !chase(root, op.src, &mut s.a, &mut s.pending, &mut s.link)?.exists {
-        if !required {
-            return Ok(());
+    let fast = if relative {
+        None
+    } else {
+        let buffers = fresh::Buffers { parent: &mut s.parent, name: &mut s.name, tmp: &mut s.tmp };
+        fresh::source(&mut s.src_parent, OLDROOT, op.src, &mut s.a, buffers)
+    };
+    let src_type = match fast {
+        Some(Some(kind)) => kind,
+        Some(None) => return missing_source(required),
+        None => {
+            let root = if relative { NEWROOT } else { OLDROOT };
+            if !chase(root, op.src, &mut s.a, &mut s.pending, &mut s.link)?.exists {
+                return missing_source(required);
+            }
+            file_type(s.a.as_cstr()).during("stat")?
         }
-        return Err(Error::sys("open_tree", Errno::NOENT));
-    }
-    let src_type = file_type(s.a.as_cstr()).during("stat")?;
+    };
     let attrs = if readonly { MOUNT_ATTR_RDONLY } else { 0 };
-    let dst = chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?;
+    let make_mount_point_at = |dir: rustix::fd::BorrowedFd<'_>, name: &CStr| {
+        if src_type == FileType::RegularFile {
+            rustix::fs::mknodat(dir, name, FileType::RegularFile, Mode::from_raw_mode(0o644), 0)
+        } else {
+            rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(DIR_MODE))
+        }
+    };
+    if create_fresh(s, op.dst, "mkdir", |dir, name, _| make_mount_point_at(dir, name))?.is_some() {
+        return bind_resolved(s.a.as_cstr(), s.b.as_cstr(), attrs);
+    }
 
+    let dst = chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?;
     if src_type != FileType::Directory {
         // A file bound onto a symlink goes onto the symlink itself, not where it points. The walk
         // above usually knows whether the written path is a symlink; if a parent was one, ask.
@@ -118,20 +165,23 @@ fn bind(ctx: &mut Context<'_>, op: &Op, readonly: bool, required: bool, relative
             return mount_rbind(s.a.as_cstr(), s.b.as_cstr(), attrs);
         }
     }
-
     if !dst.exists {
-        if src_type == FileType::RegularFile {
-            with_parents(&mut s.b, |p| create_file(p, 0o644)).during("mknod")?;
-        } else {
-            with_parents(&mut s.b, |p| mkdir(p, DIR_MODE)).during("mkdir")?;
-        }
+        with_parents(&mut s.b, |p| make_mount_point_at(CWD, p)).during("mkdir")?;
     }
     bind_resolved(s.a.as_cstr(), s.b.as_cstr(), attrs)
 }
 
+/// A `--bind` whose source is missing: an error (where the original's open_tree() fails), or
+/// nothing to do for `-try`.
+fn missing_source(required: bool) -> Result<()> {
+    if required { Err(Error::sys("open_tree", Errno::NOENT)) } else { Ok(()) }
+}
+
 fn proc(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
     let s = &mut *ctx.scratch;
-    if !chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?.exists {
+    if create_fresh(s, op.dst, "mkdir", |dir, name, _| mkdir_at(dir, name, DIR_MODE))?.is_none()
+        && !chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?.exists
+    {
         mkdir_all(&mut s.b, DIR_MODE)?;
     }
     bind_resolved(c"oldroot/proc", s.b.as_cstr(), 0)
@@ -139,7 +189,9 @@ fn proc(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
 
 fn dev(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
     let s = &mut *ctx.scratch;
-    if !chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?.exists {
+    if create_fresh(s, op.dst, "mkdir", |dir, name, _| mkdir_at(dir, name, DIR_MODE))?.is_none()
+        && !chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?.exists
+    {
         mkdir_all(&mut s.b, DIR_MODE)?;
     }
     // The mode matters: with tmpfs's default 1777, opening /dev/null fails with EACCES.
@@ -192,7 +244,9 @@ fn dev(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
 
 fn tmpfs(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
     let s = &mut *ctx.scratch;
-    if !chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?.exists {
+    if create_fresh(s, op.dst, "mkdir", |dir, name, _| mkdir_at(dir, name, DIR_MODE))?.is_none()
+        && !chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?.exists
+    {
         mkdir_all(&mut s.b, DIR_MODE)?;
     }
     let options = if is_tmp_dir(s.b.as_bytes()) { None } else { Some(c"mode=0755") };
@@ -201,7 +255,9 @@ fn tmpfs(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
 
 fn dir(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
     let s = &mut *ctx.scratch;
-    if chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?.exists {
+    if create_fresh(s, op.dst, "mkdir", |dir, name, full| mkdir_at(dir, name, tmp_or_dir_mode(full)))?.is_some()
+        || chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?.exists
+    {
         // Only if missing: an existing directory, or file, is left alone.
         return Ok(());
     }
@@ -237,10 +293,16 @@ fn symlink(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
 
 fn write(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
     let s = &mut *ctx.scratch;
-    chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?;
     let mode = Mode::from_raw_mode(0o666 & !ctx.umask);
     let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC | OFlags::NOCTTY;
-    let fd = with_parents(&mut s.b, |p| rustix::fs::openat(CWD, p, flags, mode)).during("open")?;
+    let made = create_fresh(s, op.dst, "open", |dir, name, _| rustix::fs::openat(dir, name, flags | OFlags::EXCL, mode))?;
+    let fd = match made {
+        Some(fd) => fd,
+        None => {
+            chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?;
+            with_parents(&mut s.b, |p| rustix::fs::openat(CWD, p, flags, mode)).during("open")?
+        }
+    };
     let mut data = op.src.to_bytes();
     while !data.is_empty() {
         let n = rustix::io::write(&fd, data).during("write")?;
@@ -334,6 +396,10 @@ fn mount_rbind(src: &CStr, dst: &CStr, attrs: u64) -> Result<()> {
 
 fn tmp_or_dir_mode(path: &[u8]) -> u32 {
     if is_tmp_dir(path) { TMP_MODE } else { DIR_MODE }
+}
+
+fn mkdir_at(dir: rustix::fd::BorrowedFd<'_>, name: &CStr, mode: u32) -> core::result::Result<(), Errno> {
+    rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(mode))
 }
 
 fn mkdir(path: &CStr, mode: u32) -> core::result::Result<(), Errno> {
