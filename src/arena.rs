@@ -70,9 +70,15 @@ impl<T: Copy, const N: usize> FixedVec<T, N> {
         Ok(self.len - 1)
     }
 
+    /// The initialised elements.
+    pub fn as_slice(&self) -> &[T] {
+        // SAFETY: every slot below `len` was written by `push` or `set` (the invariant of this
+        // type), and `MaybeUninit<T>` has the layout of `T`.
+        unsafe { core::slice::from_raw_parts(self.items.as_ptr().cast::<T>(), self.len) }
+    }
+
     pub fn get(&self, index: usize) -> Option<T> {
-        // SAFETY: every slot below `len` was written by `push` or `set` (the invariant of this type).
-        self.items[..self.len].get(index).map(|slot| unsafe { slot.assume_init() })
+        self.as_slice().get(index).copied()
     }
 
     pub fn set(&mut self, index: usize, item: T) {
@@ -94,8 +100,7 @@ impl<T: Copy, const N: usize> FixedVec<T, N> {
     }
 
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = T> + '_ {
-        // SAFETY: as in `get`: the slots below `len` are initialised.
-        self.items[..self.len].iter().map(|slot| unsafe { slot.assume_init() })
+        self.as_slice().iter().copied()
     }
 }
 

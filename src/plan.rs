@@ -5,8 +5,6 @@
 //! Every path is turned once into a normalized key (components joined by NUL), so that all the
 //! comparisons below are plain byte-slice comparisons.
 
-use core::cmp::Ordering;
-
 use crate::arena::{Bump, FixedVec, MAX_OPS};
 use crate::cli::{Op, OpKind};
 use crate::error::Result;
@@ -90,58 +88,54 @@ pub fn plan<'o>(
         keys.push(k)?;
     }
     let binds = &mut binds[..nbinds];
-    let op_of = |i: u32| ops.get(i as usize);
+    let ops = ops.as_slice();
 
     // De-duplicate: sort by identity, then CLI position; the first of each run of equal
-    // identities is the one Python's dict keeps.
-    binds.sort_unstable_by(|&a, &b| match (op_of(a), keys.get(a as usize), op_of(b), keys.get(b as usize)) {
-        (Some(oa), Some(ka), Some(ob), Some(kb)) => identity(&oa, &ka).cmp(&identity(&ob, &kb)).then(a.cmp(&b)),
-        _ => a.cmp(&b),
-    });
+    // identities is the one Python's dict keeps. Comparisons borrow, never copy.
+    {
+        let all = keys.as_slice();
+        binds.sort_unstable_by(|&a, &b| (identity_of(ops, all, a), a).cmp(&(identity_of(ops, all, b), b)));
+    }
     for w in 1..binds.len() {
         let (prev, cur) = (binds[w - 1], binds[w]);
-        if let (Some(op), Some(kp), Some(oc), Some(mut kc)) =
-            (op_of(prev), keys.get(prev as usize), op_of(cur), keys.get(cur as usize))
-            && identity(&op, &kp) == identity(&oc, &kc)
+        let all = keys.as_slice();
+        if identity_of(ops, all, prev) == identity_of(ops, all, cur)
+            && let Some(mut k) = keys.get(cur as usize)
         {
-            kc.duplicate = true;
-            keys.set(cur as usize, kc);
+            k.duplicate = true;
+            keys.set(cur as usize, k);
         }
     }
 
     // The final list: non-binds in CLI order, then the surviving binds in CLI order, then a
     // stable sort by (relative, dst). Stability comes from the (is_bind, index) tie-break.
+    let keys = keys.as_slice();
     let mut n = 0;
-    for (index, op) in ops.iter().enumerate() {
-        let Some(k) = keys.get(index) else { continue };
-        if op.is_bind() && (k.duplicate || implied(index as u32, &op, &k, ops, keys, binds)) {
+    for (index, (op, k)) in ops.iter().zip(keys).enumerate() {
+        if op.is_bind() && (k.duplicate || implied(index as u32, op, k, ops, keys, binds)) {
             continue;
         }
         order[n] = index as u32;
         n += 1;
     }
     let order = &mut order[..n];
-    let key_of = |i: u32| keys.get(i as usize);
-    order.sort_unstable_by(|&a, &b| match (op_of(a), key_of(a), op_of(b), key_of(b)) {
-        (Some(oa), Some(ka), Some(ob), Some(kb)) => {
-            (oa.is_relative(), ka.dst, oa.is_bind(), a).cmp(&(ob.is_relative(), kb.dst, ob.is_bind(), b))
-        }
-        _ => Ordering::Equal,
-    });
+    let sort_key = |i: u32| {
+        let i = i as usize;
+        (ops.get(i).map(Op::is_relative), keys.get(i).map(|k| k.dst), ops.get(i).map(Op::is_bind), i)
+    };
+    order.sort_unstable_by(|&a, &b| sort_key(a).cmp(&sort_key(b)));
     Ok(order)
+}
+
+/// The identity of bind `i` (None only for an index out of range, which the planner never makes).
+fn identity_of<'k>(ops: &[Op], keys: &'k [Keys], i: u32) -> Option<(bool, bool, &'k [u8], &'k [u8])> {
+    Some(identity(ops.get(i as usize)?, keys.get(i as usize)?))
 }
 
 /// Whether bind `m` is implied by another (de-duplicated) bind `n`: same flags, `m.src` below
 /// `n.src`, `m.dst` below `n.dst`, at the same offset. Candidates are found by cutting the common
 /// suffix of m's SRC and DST components and looking the prefixes up (binary search).
-fn implied(
-    m_index: u32,
-    m: &Op,
-    mk: &Keys,
-    ops: &FixedVec<Op, MAX_OPS>,
-    keys: &FixedVec<Keys, MAX_OPS>,
-    sorted: &[u32],
-) -> bool {
+fn implied(m_index: u32, m: &Op, mk: &Keys, ops: &[Op], keys: &[Keys], sorted: &[u32]) -> bool {
     if mk.dotdot {
         return false;
     }
@@ -158,21 +152,18 @@ fn implied(
         }
         src = &src[..s_cut.0];
         dst = &dst[..d_cut.0];
-        let want = (readonly, required, src, dst);
-        let at = sorted.partition_point(|&i| match (ops.get(i as usize), keys.get(i as usize)) {
-            (Some(op), Some(k)) => identity(&op, &k) < want,
-            _ => false,
-        });
+        let want = Some((readonly, required, src, dst));
+        let at = sorted.partition_point(|&i| identity_of(ops, keys, i) < want);
         let Some(&n_index) = sorted.get(at) else {
             continue;
         };
+        if n_index == m_index || identity_of(ops, keys, n_index) != want {
+            continue;
+        }
         let (Some(n), Some(nk)) = (ops.get(n_index as usize), keys.get(n_index as usize)) else {
             continue;
         };
-        if n_index == m_index || identity(&n, &nk) != want {
-            continue;
-        }
-        if flags(&n).2 == relative && nk.src_plain && nk.dst_plain && !nk.dotdot && nk.src_absolute == mk.src_absolute {
+        if flags(n).2 == relative && nk.src_plain && nk.dst_plain && !nk.dotdot && nk.src_absolute == mk.src_absolute {
             return true;
         }
     }
