@@ -166,5 +166,15 @@ count "ours --version" "$ours" --version
 count "ours, workload 2 (writable binds) up to exec" "$ours" "${RW_OPTS[@]}" --bind "$W/cg" "$W/cg" -- /nonexistent
 count "python original --version" "$py" -SI "$orig" --version
 
+# Peak memory of the sandbox itself: stopped by --suspend right before exec, VmHWM read then.
+"$ours" "${BASE_OPTS[@]}" --suspend -- /payload &
+pid=$!
+for _ in $(seq 200); do grep -q '^State:.*stopped' /proc/$pid/status 2>/dev/null && break; sleep 0.01; done
+hwm=$(awk '/^VmHWM/ {print $2}' /proc/$pid/status)
+kill -CONT $pid; wait $pid || true
+emit ""
+emit "Peak RSS of the sandbox process (workload 2, VmHWM right before exec, via --suspend): $hwm KiB."
+emit "(The \"max RSS\" columns above are wait4()'s ru_maxrss, which also counts the spawning timer's image; they are not the sandbox's own.)"
+
 mv "$tmp" "$out"
 echo "wrote $out" >&2

@@ -304,11 +304,15 @@ fn parse_fd(s: &[u8]) -> Option<i32> {
     Some(n)
 }
 
-/// The help text of the original, with `--pack-fds` and our capacities added.
-pub fn help(highlight: bool) -> [&'static str; 4] {
+/// The help text of the original, with `--pack-fds`, `--exec-fd`, our capacities and the build
+/// (embedded by build.rs) added.
+pub fn help(highlight: bool) -> [&'static str; 6] {
     let (on, off) = if highlight { ("\x1b[0;1;39m", "\x1b[0m") } else { ("", "") };
-    [HELP_HEAD, on, off, HELP_BODY]
+    [HELP_HEAD, on, off, HELP_BODY, BUILD, "\n"]
 }
+
+const BUILD: &str =
+    concat!("Build: mkosi-sandbox ", env!("CARGO_PKG_VERSION"), " (", env!("MKOSI_SANDBOX_COMMIT"), ")");
 
 const HELP_HEAD: &str = "mkosi-sandbox [OPTIONS...] COMMAND [ARGUMENTS...]\n\n";
 

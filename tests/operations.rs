@@ -443,7 +443,31 @@ fn destinations_below_root_that_exist_as_symlinks_are_resolved() {
     let d = s.join("");
     // /lib -> usr/lib exists when the bind runs: the directory lands in /usr/lib.
     let out = run(&refs(&sh(
-        &["--dir", "/usr2/lib", "--symlink", "usr2/lib", "/lib2", "--bind", &d, "/lib2", "--dir", "/data", "--symlink", "/data/f", "/f", "--write", "x", "/f", "--dir", "/data2", "--symlink", "data2", "/t", "--tmpfs", "/t"],
+        &[
+            "--dir",
+            "/usr2/lib",
+            "--symlink",
+            "usr2/lib",
+            "/lib2",
+            "--bind",
+            &d,
+            "/lib2",
+            "--dir",
+            "/data",
+            "--symlink",
+            "/data/f",
+            "/f",
+            "--write",
+            "x",
+            "/f",
+            "--dir",
+            "/data2",
+            "--symlink",
+            "data2",
+            "/t",
+            "--tmpfs",
+            "/t",
+        ],
         "cat /usr2/lib/marker; readlink /lib2; cat /data/f; echo; grep -c ' /data2 tmpfs ' /proc/self/mounts",
     )));
     assert_eq!(out.ok(), "dir-bound\nusr2/lib\nx\n1\n");

@@ -107,7 +107,13 @@ pub struct Buffers<'a> {
 /// A bind source below `root` (the caller's root): Some(Some(type)) when it exists and no
 /// component is a symlink, Some(None) when it is missing below a symlink-free parent, None when
 /// the full resolution must decide. On Some(Some(_)), `out` holds `root/src`.
-pub fn source(cache: &mut ParentCache, root: &[u8], src: &CStr, out: &mut PathBuf, b: Buffers<'_>) -> Option<Option<FileType>> {
+pub fn source(
+    cache: &mut ParentCache,
+    root: &[u8],
+    src: &CStr,
+    out: &mut PathBuf,
+    b: Buffers<'_>,
+) -> Option<Option<FileType>> {
     let last = split(src.to_bytes(), b.parent)?;
     let name = c_name(last, b.name)?;
     let stat = if b.parent.is_empty() {
@@ -146,7 +152,12 @@ pub fn create<T>(
     create: impl FnOnce(BorrowedFd<'_>, &CStr, &[u8]) -> core::result::Result<T, Errno>,
 ) -> Result<Option<T>> {
     let Some(last) = split(dst.to_bytes(), b.parent) else { return Ok(None) };
-    if out.set(root).and_then(|_| out.push_component(b.parent.as_bytes())).and_then(|_| out.push_component(last)).is_err() {
+    if out
+        .set(root)
+        .and_then(|_| out.push_component(b.parent.as_bytes()))
+        .and_then(|_| out.push_component(last))
+        .is_err()
+    {
         return Ok(None);
     }
     let made = if b.parent.is_empty() {

@@ -17,8 +17,8 @@ use crate::cli::{Op, OpKind};
 use crate::error::{During, Error, Result};
 use crate::path::{PathBuf, ResolveScratch, Resolved, is_tmp_dir, read_link, resolve};
 
-pub use fresh::ParentCache;
 use crate::sys::{self, MOUNT_ATTR_RDONLY, MS_BIND, MS_MOVE, MS_REC, MS_SHARED};
+pub use fresh::ParentCache;
 
 const OLDROOT: &[u8] = b"oldroot";
 const NEWROOT: &[u8] = b"newroot";
@@ -295,7 +295,8 @@ fn write(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
     let s = &mut *ctx.scratch;
     let mode = Mode::from_raw_mode(0o666 & !ctx.umask);
     let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC | OFlags::NOCTTY;
-    let made = create_fresh(s, op.dst, "open", |dir, name, _| rustix::fs::openat(dir, name, flags | OFlags::EXCL, mode))?;
+    let made =
+        create_fresh(s, op.dst, "open", |dir, name, _| rustix::fs::openat(dir, name, flags | OFlags::EXCL, mode))?;
     let fd = match made {
         Some(fd) => fd,
         None => {
