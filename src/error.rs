@@ -106,9 +106,11 @@ impl<T> During<T> for core::result::Result<T, Errno> {
     }
 }
 
+/// Only the planner's per-operation vectors convert implicitly: they have the capacity of the
+/// operation list, which parsing already enforced.
 impl From<crate::arena::Full> for Error {
     fn from(_: crate::arena::Full) -> Self {
-        Error::capacity("entries", 0)
+        Error::capacity("operations", crate::arena::MAX_OPS)
     }
 }
 
