@@ -123,14 +123,16 @@ fn prepare(
     };
     let has_dev = order.iter().any(|&i| ops.get(i as usize).is_some_and(|op| op.kind == cli::OpKind::Dev));
     let ttyname = if has_dev { process::stderr_ttyname(bump) } else { None };
-    if settings.pack_fds {
-        let n = process::pack_fds(fds)?;
-        if n > 0 {
-            let mut digits = [0u8; 20];
-            process::setenv(env, bump, b"LISTEN_FDS", process::decimal(n as u64, &mut digits))?;
-            let pid = rustix::process::getpid().as_raw_nonzero().get() as u64;
-            process::setenv(env, bump, b"LISTEN_PID", process::decimal(pid, &mut digits))?;
-        }
+    let mut digits = [0u8; 20];
+    let packed = if settings.pack_fds { process::pack_fds(fds)? } else { 0 };
+    if packed > 0 {
+        process::setenv(env, bump, b"LISTEN_FDS", process::decimal(packed as u64, &mut digits))?;
+    }
+    // The descriptors belong to this process, which the command replaces: LISTEN_PID names it.
+    // Also when the caller set LISTEN_FDS itself, as mkosi 25 does (its sandbox fixed the pid).
+    if packed > 0 || process::getenv(env, b"LISTEN_FDS").is_some() {
+        let pid = rustix::process::getpid().as_raw_nonzero().get() as u64;
+        process::setenv(env, bump, b"LISTEN_PID", process::decimal(pid, &mut digits))?;
     }
     Ok(Ready { ttyname, cwd })
 }

@@ -27,7 +27,7 @@ inspect='
 echo "## ids"; id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map 2>&1 | tr -s " "
 echo "## caps"; grep -E "^Cap(Inh|Prm|Eff|Amb)" /proc/self/status
 echo "## cwd"; pwd
-echo "## env"; env | grep -v -E "^(_|SHLVL|OLDPWD)=" | sort
+echo "## env"; env | grep -v -E "^(_|SHLVL|OLDPWD)=" | sed "s/^LISTEN_PID=$$\$/LISTEN_PID=<the command>/" | sort
 echo "## mounts"; while read -r id parent dev root mp opts rest; do
 	opt=${rest%% - *}; fs=${rest#* - }; set -- $fs
 	echo "$mp ${opts%%,*} $(echo $opt | sed "s/[0-9]\+//g") $1 $root"; done < /proc/self/mountinfo
@@ -77,6 +77,7 @@ run_inspect chdir root "${base[@]}" --dir /w/x --chdir /w/x
 run_inspect same-dir root "${base[@]}" --bind "$scratch" "$scratch" --same-dir
 run_inspect unshare root "${base[@]}" --unshare-net --unshare-ipc
 run_inspect env root "${base[@]}" --setenv A 1 --setenv B 2 --setenv A 3 --unsetenv B --unsetenv HOME
+LISTEN_FDS=1 run_inspect listen-fds root "${base[@]}" --setenv LISTEN_PID 1
 compare path-search root "${base[@]}" --bind "$scratch/tools" /tools --setenv PATH /tools:/usr/bin -- mytool x y
 compare exit-status root "${base[@]}" -- sh -c 'exit 7'
 compare not-found root "${base[@]}" -- no-such-command

@@ -472,3 +472,24 @@ fn destinations_below_root_that_exist_as_symlinks_are_resolved() {
     )));
     assert_eq!(out.ok(), "dir-bound\nusr2/lib\nx\n1\n");
 }
+
+#[test]
+fn listen_pid_follows_a_listen_fds_given_by_the_caller() {
+    // mkosi 25 passes LISTEN_FDS itself; LISTEN_PID must name the command's process.
+    let out = std::process::Command::new(binary())
+        .args(BASE)
+        .args(["--", "sh", "-c", "test \"$LISTEN_PID\" = \"$$\" && echo pid-ok $LISTEN_FDS"])
+        .env("LISTEN_FDS", "2")
+        .env("LISTEN_PID", "1")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "pid-ok 2\n");
+    let out = std::process::Command::new(binary())
+        .args(BASE)
+        .args(["--", "sh", "-c", "echo ${LISTEN_PID-unset}"])
+        .env_remove("LISTEN_FDS")
+        .env_remove("LISTEN_PID")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "unset\n");
+}
