@@ -493,3 +493,24 @@ fn listen_pid_follows_a_listen_fds_given_by_the_caller() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "unset\n");
 }
+
+#[test]
+fn sources_behind_symlinks_resolve_in_the_callers_root() {
+    let s = Scratch::new("srclink");
+    std::fs::create_dir_all(s.path().join("real/sub")).unwrap();
+    std::fs::write(s.path().join("real/sub/x"), "behind-links\n").unwrap();
+    std::os::unix::fs::symlink("real", s.path().join("rel")).unwrap();
+    std::os::unix::fs::symlink(s.path().join("real"), s.path().join("abs")).unwrap();
+    let (rel, abs) = (s.join("rel/sub/x"), s.join("abs/sub"));
+    let mut extra: Vec<String> = vec!["--ro-bind".into(), rel, "/y".into(), "--ro-bind".into(), abs, "/z".into()];
+    // Many binds below one parent, interleaved with others, exercise the open-parent cache.
+    for i in 0..20 {
+        std::fs::create_dir_all(s.path().join(format!("many/{i}"))).unwrap();
+        std::fs::write(s.path().join(format!("many/{i}/id")), format!("{i}\n")).unwrap();
+        extra.extend(["--bind".into(), s.join(&format!("many/{i}")), format!("/m/{i}")]);
+        extra.extend(["--dir".into(), format!("/m/{i}/sub")]);
+    }
+    let out = run(&refs(&sh(&refs(&extra), "cat /y /z/x; cat /m/7/id /m/19/id; test -d /m/3/sub && echo sub-ok")));
+    assert_eq!(out.ok(), "behind-links\nbehind-links\n7\n19\nsub-ok\n");
+    assert!(s.path().join("many/3/sub").is_dir(), "--dir below a writable bind lands on the host");
+}
