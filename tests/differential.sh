@@ -15,6 +15,11 @@ py=/usr/bin/python3
 scratch=$(mktemp -d /tmp/mkosi-diff.XXXXXX)
 chmod 755 "$scratch"
 trap 'umount -R "$scratch" 2>/dev/null; rm -rf "$scratch"' EXIT
+# Run copies that uid 65534 can reach wherever the checkout is (/root is 0700).
+mkdir -m 755 "$scratch/bin"
+cp "$ours" "$scratch/bin/mkosi-sandbox"; cp "$orig" "$scratch/bin/sandbox.py"
+chmod 755 "$scratch/bin/mkosi-sandbox"; chmod 644 "$scratch/bin/sandbox.py"
+ours=$scratch/bin/mkosi-sandbox orig=$scratch/bin/sandbox.py
 mkdir -p "$scratch"/{etc,data/sub,lower1,lower2,upper,work,tools}
 echo "ID=host" > "$scratch/etc/os-release"
 echo data > "$scratch/data/file"

@@ -6,12 +6,33 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 /// The binary under test: $MKOSI_SANDBOX (the static musl build, set by `make test`), else the
-/// one cargo built for these tests.
+/// one cargo built for these tests. Tests run a world-readable copy of it in the temporary
+/// directory: the checkout may sit where uid 65534 cannot reach (CI clones anywhere; /root is 0700).
 pub fn binary() -> PathBuf {
-    match std::env::var_os("MKOSI_SANDBOX") {
-        Some(p) => PathBuf::from(p),
-        None => PathBuf::from(env!("CARGO_BIN_EXE_mkosi-sandbox")),
-    }
+    static COPY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    COPY.get_or_init(|| {
+        let built = match std::env::var_os("MKOSI_SANDBOX") {
+            Some(p) => PathBuf::from(p),
+            None => PathBuf::from(env!("CARGO_BIN_EXE_mkosi-sandbox")),
+        };
+        let suite = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "tests".into());
+        let top = std::env::temp_dir().join("mkosi-sandbox-tests");
+        let dir = top.join(suite);
+        std::fs::create_dir_all(&dir).unwrap();
+        for d in [&top, &dir] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let staging = dir.join(format!(".mkosi-sandbox.{}", std::process::id()));
+        std::fs::copy(&built, &staging).unwrap_or_else(|e| panic!("copy {}: {e}", built.display()));
+        std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let target = dir.join("mkosi-sandbox");
+        std::fs::rename(&staging, &target).unwrap();
+        target
+    })
+    .clone()
 }
 
 pub fn require_root() {
