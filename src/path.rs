@@ -13,15 +13,17 @@ pub const PATH_CAP: usize = 4096;
 /// Symlinks followed in one resolution before giving up (the kernel's own limit).
 const MAX_LINKS: u32 = 40;
 
-/// A NUL-terminated path in a fixed buffer.
+/// A NUL-terminated path in a fixed buffer. repr(C) with `len` first: a short path touches one
+/// page of the arena, not the buffer's first page and its last.
+#[repr(C)]
 pub struct PathBuf {
-    buf: [u8; PATH_CAP + 1],
     len: usize,
+    buf: [u8; PATH_CAP + 1],
 }
 
 impl PathBuf {
     pub const fn new() -> Self {
-        Self { buf: [0; PATH_CAP + 1], len: 0 }
+        Self { len: 0, buf: [0; PATH_CAP + 1] }
     }
 
     pub fn len(&self) -> usize {
