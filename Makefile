@@ -6,7 +6,7 @@ BIN     := target/$(TARGET)/release/mkosi-sandbox
 ARM_BIN := target/$(ARM)/release/mkosi-sandbox
 CARGO   ?= cargo
 
-.PHONY: all build aarch64 targets test unit e2e cross-smoke differential demo bench clean
+.PHONY: all build aarch64 targets test unit e2e cross-smoke differential initramfs demo bench clean
 
 all: build
 
@@ -38,7 +38,11 @@ cross-smoke: aarch64
 differential: build
 	bash tests/differential.sh $(BIN)
 
-test: unit e2e cross-smoke differential
+# The pivot_root() fallback, in a real initramfs booted under qemu.
+initramfs: build
+	bash tests/initramfs.sh $(BIN)
+
+test: unit e2e cross-smoke differential initramfs
 
 # A read-only /usr, /dev, /proc, mapped to root: what the sandbox looks like from inside.
 demo: build
