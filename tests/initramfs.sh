@@ -25,7 +25,9 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 root="$work/root"
 mkdir -p "$root"/{bin,dev,proc,tmp,etc}
-cp "$(command -v busybox)" "$root/bin/busybox"
+busybox=$(command -v busybox) || { echo "initramfs: busybox missing (apt-get install busybox-static)"; exit 1; }
+file -L "$busybox" | grep -q 'statically linked' || { echo "initramfs: $busybox is not static (apt-get install busybox-static)"; exit 1; }
+cp "$busybox" "$root/bin/busybox"
 cp "$ours" "$root/bin/mkosi-sandbox"
 cat > "$root/init" <<'INIT'
 #!/bin/busybox sh
