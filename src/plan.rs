@@ -308,3 +308,79 @@ mod tests {
         assert_eq!(out[4095], "--bind /src/04095 /dst/04095");
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use crate::cli::tests::Store;
+
+    /// Random command lines from a vocabulary of options and awkward paths: parsing and planning
+    /// return a result or a clean error, never a panic (debug builds also check overflow).
+    #[test]
+    fn random_command_lines_never_panic() {
+        const WORDS: &[&str] = &[
+            "--bind",
+            "--ro-bind",
+            "--bind-try",
+            "--ro-bind-try",
+            "--tmpfs",
+            "--dev",
+            "--proc",
+            "--dir",
+            "--symlink",
+            "--write",
+            "--overlay",
+            "--overlay-lowerdir",
+            "--overlay-upperdir",
+            "--overlay-workdir",
+            "--setenv",
+            "--unsetenv",
+            "--chdir",
+            "--same-dir",
+            "--become-root",
+            "--exec-fd",
+            "--",
+            "-x",
+            "",
+            "/",
+            "//",
+            "/a",
+            "/a/",
+            "/a/b",
+            "/a/./b",
+            "/a/../b",
+            "/..",
+            "+/a",
+            "+",
+            "+/",
+            "a",
+            "../a",
+            "/a-b",
+            "/a/b/c",
+            "/tmp",
+            "/var/tmp",
+            "7",
+            "tmpfs",
+            "cmd",
+        ];
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..3000 {
+            let len = (next() % 24) as usize;
+            let args: Vec<&str> = (0..len).map(|_| WORDS[(next() % WORDS.len() as u64) as usize]).collect();
+            let mut store = Store::new();
+            if let Ok(crate::cli::Parsed::Run(_)) = store.parse(&args) {
+                let mut keys = Box::new(FixedVec::new());
+                let (mut order, mut binds) = (vec![0u32; MAX_OPS], vec![0u32; MAX_OPS]);
+                let storage: &'static mut [u8] = Box::leak(vec![0u8; 1 << 16].into_boxed_slice());
+                let planned = plan(&store.ops, &mut keys, &mut order, &mut binds, &mut Bump::new(storage)).unwrap();
+                assert!(planned.len() <= store.ops.len(), "{args:?}");
+            }
+        }
+    }
+}
