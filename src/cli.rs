@@ -28,11 +28,13 @@ pub enum OpKind {
     Dev,
     Proc,
     Dir,
-    /// `--[ro-]bind[-try]`; `relative` when SRC had a leading `+` (resolved in the new root).
+    /// `--[ro-]bind[-try]` and `--[ro-]bind-nofollow`; `relative` when SRC had a leading `+`
+    /// (resolved in the new root); `follow` false when a symlink SRC is bound as the link itself.
     Bind {
         readonly: bool,
         required: bool,
         relative: bool,
+        follow: bool,
     },
     /// `--symlink TARGET DST`: `src` is the link target.
     Symlink,
@@ -66,6 +68,8 @@ impl Op {
             OpKind::Dev => "--dev",
             OpKind::Proc => "--proc",
             OpKind::Dir => "--dir",
+            OpKind::Bind { readonly: false, follow: false, .. } => "--bind-nofollow",
+            OpKind::Bind { readonly: true, follow: false, .. } => "--ro-bind-nofollow",
             OpKind::Bind { readonly: false, required: true, .. } => "--bind",
             OpKind::Bind { readonly: false, required: false, .. } => "--bind-try",
             OpKind::Bind { readonly: true, required: true, .. } => "--ro-bind",
@@ -82,6 +86,17 @@ impl Op {
 
     pub fn is_relative(&self) -> bool {
         matches!(self.kind, OpKind::Bind { relative: true, .. })
+    }
+
+    /// One line for `--debug`: the option and its arguments as given.
+    pub fn describe(&self, out: &mut crate::error::Line) {
+        out.push(b"mkosi-sandbox: ");
+        out.push(self.option().as_bytes());
+        for arg in [self.given, Some(self.dst)].into_iter().flatten() {
+            out.push(b" ");
+            out.push(arg.to_bytes());
+        }
+        out.push(b"\n");
     }
 
     /// Attaches this operation as the subject of an error.
@@ -110,6 +125,8 @@ pub struct Settings {
     pub chdir: Option<Chdir>,
     /// `--exec-fd N` (mkosi 25.x): made close-on-exec right before exec.
     pub exec_fd: Option<i32>,
+    /// `--debug` (newer mkosi): print each filesystem operation as it runs.
+    pub debug: bool,
     /// Index of the command's first argument; equal to the argument count for the default `bash`.
     pub command: usize,
 }
@@ -192,14 +209,23 @@ pub fn parse<A: Args + ?Sized>(args: &A, out: Collect<'_>) -> Result<Parsed> {
                 };
                 ops.push(Op { kind, src: c"", given: None, dst }).map_err(|_| too_many_ops())?;
             }
-            b"--bind" | b"--ro-bind" | b"--bind-try" | b"--ro-bind-try" => {
+            b"--bind"
+            | b"--ro-bind"
+            | b"--bind-try"
+            | b"--ro-bind-try"
+            | b"--bind-nofollow"
+            | b"--ro-bind-nofollow" => {
                 let opt = option_name(name);
                 let src = value(opt, None)?;
                 let dst = value(opt, Some(src))?;
                 let relative = src.to_bytes().first() == Some(&b'+');
                 let stripped = if relative { strip_first(src) } else { src };
-                let kind =
-                    OpKind::Bind { readonly: name.starts_with(b"--ro"), required: !name.ends_with(b"-try"), relative };
+                let kind = OpKind::Bind {
+                    readonly: name.starts_with(b"--ro"),
+                    required: !name.ends_with(b"-try"),
+                    relative,
+                    follow: !name.ends_with(b"-nofollow"),
+                };
                 ops.push(Op { kind, src: stripped, given: Some(src), dst }).map_err(|_| too_many_ops())?;
             }
             b"--symlink" | b"--write" => {
@@ -249,6 +275,7 @@ pub fn parse<A: Args + ?Sized>(args: &A, out: Collect<'_>) -> Result<Parsed> {
             b"--unshare-ipc" => settings.unshare_ipc = true,
             b"--suspend" => settings.suspend = true,
             b"--pack-fds" => settings.pack_fds = true,
+            b"--debug" => settings.debug = true,
             _ if name.first() == Some(&b'-') => {
                 return Err(Error::message("", "unrecognized option").about("", Some(arg), None));
             }
@@ -279,6 +306,8 @@ fn option_name(name: &[u8]) -> &'static str {
         b"--ro-bind" => "--ro-bind",
         b"--bind-try" => "--bind-try",
         b"--ro-bind-try" => "--ro-bind-try",
+        b"--bind-nofollow" => "--bind-nofollow",
+        b"--ro-bind-nofollow" => "--ro-bind-nofollow",
         b"--symlink" => "--symlink",
         _ => "--write",
     }
@@ -328,6 +357,8 @@ pub const HELP_BODY: &str = "Run the specified command in a custom sandbox.
      --bind-try SRC DST          Bind mount the host path SRC to DST if it exists
      --ro-bind SRC DST           Bind mount the host path SRC to DST read-only
      --ro-bind-try SRC DST       Bind mount the host path SRC to DST read-only if it exists
+     --bind-nofollow SRC DST     Like --bind, but a symlink SRC is bound as the link itself
+     --ro-bind-nofollow SRC DST  Like --ro-bind, but a symlink SRC is bound as the link itself
      --symlink SRC DST           Create a symlink at DST pointing to SRC
      --write DATA DST            Write DATA to DST
      --overlay-lowerdir DIR      Add a lower directory for the next overlayfs mount
@@ -346,6 +377,7 @@ pub const HELP_BODY: &str = "Run the specified command in a custom sandbox.
      --suspend                   Stop process before execve()
      --pack-fds                  Pack inherited fds from 3 up and set LISTEN_FDS/LISTEN_PID
      --exec-fd FD                Make FD close-on-exec right before execve() (mkosi 25)
+     --debug                     Print each filesystem operation as it runs
 
 Limits: 8192 operations, 1024 --overlay-lowerdir, 1024 --setenv and --unsetenv each,
 4096 environment entries, 4096 --pack-fds descriptors, 6 MiB of derived strings.
@@ -424,11 +456,27 @@ pub(crate) mod tests {
         let mut s = Store::new();
         settings(s.parse(&["--ro-bind-try", "+/buildroot/x", "/x", "--bind", "/a", "/b"]));
         let op = s.ops.get(0).unwrap();
-        assert_eq!(op.kind, OpKind::Bind { readonly: true, required: false, relative: true });
+        assert_eq!(op.kind, OpKind::Bind { readonly: true, required: false, relative: true, follow: true });
         assert_eq!(op.src.to_bytes(), b"/buildroot/x");
         assert_eq!(op.given.unwrap().to_bytes(), b"+/buildroot/x");
         assert_eq!(op.option(), "--ro-bind-try");
-        assert_eq!(s.ops.get(1).unwrap().kind, OpKind::Bind { readonly: false, required: true, relative: false });
+        assert_eq!(
+            s.ops.get(1).unwrap().kind,
+            OpKind::Bind { readonly: false, required: true, relative: false, follow: true }
+        );
+        let mut s = Store::new();
+        settings(s.parse(&[
+            "--ro-bind-nofollow",
+            "/etc/resolv.conf",
+            "/etc/resolv.conf",
+            "--bind-nofollow",
+            "/a",
+            "/b",
+        ]));
+        let op = s.ops.get(0).unwrap();
+        assert_eq!(op.kind, OpKind::Bind { readonly: true, required: true, relative: false, follow: false });
+        assert_eq!(op.option(), "--ro-bind-nofollow");
+        assert_eq!(s.ops.get(1).unwrap().option(), "--bind-nofollow");
     }
 
     #[test]
@@ -486,11 +534,13 @@ pub(crate) mod tests {
             "--pack-fds",
             "--exec-fd",
             "7",
+            "--debug",
             "true",
         ]));
         assert!(st.become_root && st.suppress_chown && st.suppress_sync && st.unshare_net);
         assert!(st.unshare_ipc && st.suspend && st.pack_fds);
         assert_eq!(st.exec_fd, Some(7));
+        assert!(st.debug);
     }
 
     #[test]

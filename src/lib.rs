@@ -66,7 +66,7 @@ pub fn main(args: &CArgs, environ: &CEnv, arena: &'static mut Arena) -> i32 {
         let order = plan::plan(ops, keys, order, binds, &mut bump)?;
         process::apply_env_edits(env, &mut bump, setenv, unsetenv)?;
         let ready = prepare(&settings, ops, order, env, fds, &mut bump)?;
-        let mut ctx = mounts::Context { scratch, lowerdirs, ttyname: ready.ttyname, umask: 0 };
+        let mut ctx = mounts::Context { scratch, lowerdirs, ttyname: ready.ttyname, umask: 0, debug: settings.debug };
         enter_namespaces(&settings)?;
         ctx.umask = rustix::process::umask(rustix::fs::Mode::empty()).bits();
         mounts::setup(&mut ctx, ops, order)?;

@@ -27,10 +27,11 @@ pub struct Keys {
     pub duplicate: bool,
 }
 
-fn flags(op: &Op) -> (bool, bool, bool) {
+/// (readonly, required, follow, relative) of a bind.
+fn flags(op: &Op) -> (bool, bool, bool, bool) {
     match op.kind {
-        OpKind::Bind { readonly, required, relative } => (readonly, required, relative),
-        _ => (false, false, false),
+        OpKind::Bind { readonly, required, relative, follow } => (readonly, required, follow, relative),
+        _ => (false, false, true, false),
     }
 }
 
@@ -49,10 +50,13 @@ fn make_key(path: &[u8], bump: &mut Bump<'static>) -> Result<&'static [u8]> {
     Ok(buf)
 }
 
-/// The identity used for de-duplication and implication lookups: (readonly, required, src, dst).
-fn identity<'k>(op: &Op, keys: &'k Keys) -> (bool, bool, &'k [u8], &'k [u8]) {
-    let (readonly, required, _) = flags(op);
-    (readonly, required, keys.src, keys.dst)
+/// The identity used for de-duplication and implication lookups: (readonly, required, follow,
+/// src, dst). As in the original, the relative flag is not part of it.
+type Identity<'k> = (bool, bool, bool, &'k [u8], &'k [u8]);
+
+fn identity<'k>(op: &Op, keys: &'k Keys) -> Identity<'k> {
+    let (readonly, required, follow, _) = flags(op);
+    (readonly, required, follow, keys.src, keys.dst)
 }
 
 /// Computes the order in which to run `ops`; returns the indices, in order, as a prefix of `order`.
@@ -128,7 +132,7 @@ pub fn plan<'o>(
 }
 
 /// The identity of bind `i` (None only for an index out of range, which the planner never makes).
-fn identity_of<'k>(ops: &[Op], keys: &'k [Keys], i: u32) -> Option<(bool, bool, &'k [u8], &'k [u8])> {
+fn identity_of<'k>(ops: &[Op], keys: &'k [Keys], i: u32) -> Option<Identity<'k>> {
     Some(identity(ops.get(i as usize)?, keys.get(i as usize)?))
 }
 
@@ -139,7 +143,7 @@ fn implied(m_index: u32, m: &Op, mk: &Keys, ops: &[Op], keys: &[Keys], sorted: &
     if mk.dotdot {
         return false;
     }
-    let (readonly, required, relative) = flags(m);
+    let (readonly, required, follow, relative) = flags(m);
     let mut src = mk.src;
     let mut dst = mk.dst;
     loop {
@@ -152,7 +156,7 @@ fn implied(m_index: u32, m: &Op, mk: &Keys, ops: &[Op], keys: &[Keys], sorted: &
         }
         src = &src[..s_cut.0];
         dst = &dst[..d_cut.0];
-        let want = Some((readonly, required, src, dst));
+        let want = Some((readonly, required, follow, src, dst));
         let at = sorted.partition_point(|&i| identity_of(ops, keys, i) < want);
         let Some(&n_index) = sorted.get(at) else {
             continue;
@@ -163,7 +167,7 @@ fn implied(m_index: u32, m: &Op, mk: &Keys, ops: &[Op], keys: &[Keys], sorted: &
         let (Some(n), Some(nk)) = (ops.get(n_index as usize), keys.get(n_index as usize)) else {
             continue;
         };
-        if flags(n).2 == relative && nk.src_plain && nk.dst_plain && !nk.dotdot && nk.src_absolute == mk.src_absolute {
+        if flags(n).3 == relative && nk.src_plain && nk.dst_plain && !nk.dotdot && nk.src_absolute == mk.src_absolute {
             return true;
         }
     }
@@ -282,6 +286,16 @@ mod tests {
                 "--bind +/buildroot/x /a",
             ]
         );
+    }
+
+    #[test]
+    fn nofollow_binds_are_their_own_identity() {
+        assert_eq!(
+            planned(&["--ro-bind", "/etc/x", "/etc/x", "--ro-bind-nofollow", "/etc/x", "/etc/x"]),
+            ["--ro-bind /etc/x /etc/x", "--ro-bind-nofollow /etc/x /etc/x"]
+        );
+        assert_eq!(planned(&["--ro-bind", "/etc", "/etc", "--ro-bind-nofollow", "/etc/x", "/etc/x"]).len(), 2);
+        assert_eq!(planned(&["--bind-nofollow", "/a", "/b", "--bind-nofollow", "/a", "/b"]), ["--bind-nofollow /a /b"]);
     }
 
     #[test]

@@ -514,3 +514,74 @@ fn sources_behind_symlinks_resolve_in_the_callers_root() {
     assert_eq!(out.ok(), "behind-links\nbehind-links\n7\n19\nsub-ok\n");
     assert!(s.path().join("many/3/sub").is_dir(), "--dir below a writable bind lands on the host");
 }
+
+#[test]
+fn nofollow_binds_bind_the_symlink_itself() {
+    let s = Scratch::new("nofollow");
+    std::fs::create_dir_all(s.path().join("etc")).unwrap();
+    std::os::unix::fs::symlink("../run/systemd/resolve/stub-resolv.conf", s.path().join("etc/resolv.conf")).unwrap();
+    std::fs::write(s.path().join("etc/hosts"), "127.0.0.1 here\n").unwrap();
+    std::os::unix::fs::symlink("hosts", s.path().join("etc/hosts-link")).unwrap();
+    let (link, hosts, hosts_link) = (s.join("etc/resolv.conf"), s.join("etc/hosts"), s.join("etc/hosts-link"));
+    let out = run(&refs(&sh(
+        &[
+            "--ro-bind-nofollow",
+            &link,
+            "/etc/resolv.conf",
+            "--symlink",
+            "../elsewhere",
+            "/etc/r2",
+            "--ro-bind-nofollow",
+            &link,
+            "/etc/r2",
+            "--ro-bind-nofollow",
+            &hosts,
+            "/etc/hosts",
+            "--bind",
+            &hosts_link,
+            "/followed",
+            "--ro-bind-nofollow",
+            &hosts_link,
+            "/not-followed",
+        ],
+        "readlink /etc/resolv.conf /etc/r2 /not-followed; cat /etc/hosts; test -L /followed || cat /followed",
+    )));
+    assert_eq!(
+        out.ok(),
+        "../run/systemd/resolve/stub-resolv.conf\n../run/systemd/resolve/stub-resolv.conf\nhosts\n127.0.0.1 here\n127.0.0.1 here\n"
+    );
+    let out = run(&refs(&sh(&["--ro-bind-nofollow", "/nope/x", "/x"], "echo ran")));
+    assert_eq!(
+        (out.status, out.stderr.as_str()),
+        (1, "mkosi-sandbox: --ro-bind-nofollow /nope/x /x: No such file or directory\n")
+    );
+}
+
+#[test]
+fn debug_prints_each_operation_in_the_order_it_runs() {
+    let args = [
+        "--debug",
+        "--dir",
+        "/b",
+        "--ro-bind",
+        "/usr",
+        "/usr",
+        "--symlink",
+        "usr/lib64",
+        "/lib64",
+        "--symlink",
+        "usr/lib",
+        "/lib",
+        "--tmpfs",
+        "/a",
+        "--",
+        "/usr/bin/true",
+    ];
+    let out = run(&args);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stderr,
+        "mkosi-sandbox: --tmpfs /a\nmkosi-sandbox: --dir /b\nmkosi-sandbox: --symlink usr/lib /lib\n\
+         mkosi-sandbox: --symlink usr/lib64 /lib64\nmkosi-sandbox: --ro-bind /usr /usr\n"
+    );
+}

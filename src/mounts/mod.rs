@@ -33,6 +33,8 @@ pub struct Context<'a> {
     pub ttyname: Option<&'a CStr>,
     /// The caller's umask; set-up runs with umask 0 and explicit modes.
     pub umask: u32,
+    /// `--debug`: print each operation before it runs.
+    pub debug: bool,
 }
 
 /// Builds the sandbox and makes it the root. On return the cwd is the new `/`.
@@ -66,6 +68,11 @@ pub fn setup(ctx: &mut Context<'_>, ops: &FixedVec<Op, { crate::arena::MAX_OPS }
         if !ctx.scratch.dst_parent.covers(op.dst.to_bytes()) {
             ctx.scratch.dst_parent.forget();
         }
+        if ctx.debug {
+            let mut line = crate::error::Line::new();
+            op.describe(&mut line);
+            line.flush_to_stderr();
+        }
         execute(ctx, &op).map_err(|e| op.blame(e))?;
         if op.kind == OpKind::Symlink {
             // Defensive: a symlink made through a writable bind appears in the caller's tree too.
@@ -86,7 +93,8 @@ pub fn setup(ctx: &mut Context<'_>, ops: &FixedVec<Op, { crate::arena::MAX_OPS }
 
 fn execute(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
     match op.kind {
-        OpKind::Bind { readonly, required, relative } => bind(ctx, op, readonly, required, relative),
+        OpKind::Bind { follow: false, readonly, relative, .. } => bind_nofollow(ctx, op, readonly, relative),
+        OpKind::Bind { readonly, required, relative, .. } => bind(ctx, op, readonly, required, relative),
         OpKind::Proc => proc(ctx, op),
         OpKind::Dev => dev(ctx, op),
         OpKind::Tmpfs => tmpfs(ctx, op),
@@ -169,6 +177,52 @@ fn bind(ctx: &mut Context<'_>, op: &Op, readonly: bool, required: bool, relative
         with_parents(&mut s.b, |p| make_mount_point_at(CWD, p)).during("mkdir")?;
     }
     bind_resolved(s.a.as_cstr(), s.b.as_cstr(), attrs)
+}
+
+/// `--[ro-]bind-nofollow`: like `bind`, but when SRC itself is a symlink, the link is bound (its
+/// parents are still resolved). A link needs a non-directory mount point: an existing symlink or
+/// file at DST, or an empty file made for it.
+fn bind_nofollow(ctx: &mut Context<'_>, op: &Op, readonly: bool, relative: bool) -> Result<()> {
+    let s = &mut *ctx.scratch;
+    let root = if relative { NEWROOT } else { OLDROOT };
+    let name = crate::path::components(op.src.to_bytes()).next_back().unwrap_or(b"");
+    if name.is_empty() || name == b".." {
+        // `/` or a trailing `..` is never a symlink: nothing differs from a following bind.
+        return bind(ctx, op, readonly, true, relative);
+    }
+    // The parent, resolved as the original's chase(); then the last component as written.
+    s.opts.set(op.src.to_bytes()).during("stat")?;
+    s.opts.pop_component(0);
+    s.a.clear();
+    let parent = s.opts.as_bytes();
+    resolve(
+        root,
+        if parent.is_empty() { b"/" } else { parent },
+        &mut s.a,
+        ResolveScratch { pending: &mut s.pending, link: &mut s.link },
+    )
+    .during("readlink")?;
+    s.a.push_component(name).during("stat")?;
+    let st = rustix::fs::statat(CWD, s.a.as_cstr(), AtFlags::SYMLINK_NOFOLLOW).during("open_tree")?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::Symlink {
+        return bind(ctx, op, readonly, true, relative);
+    }
+    let attrs = if readonly { MOUNT_ATTR_RDONLY } else { 0 };
+    let dst = chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?;
+    let onto_link = match dst.written_is_link {
+        Some(known) => known,
+        None => {
+            join(&mut s.opts, NEWROOT, op.dst)?;
+            rustix::fs::statat(CWD, s.opts.as_cstr(), AtFlags::SYMLINK_NOFOLLOW)
+                .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink)
+        }
+    };
+    if onto_link {
+        join(&mut s.b, NEWROOT, op.dst)?;
+    } else if !dst.exists {
+        with_parents(&mut s.b, |p| create_file(p, 0o644)).during("mknod")?;
+    }
+    mount_rbind(s.a.as_cstr(), s.b.as_cstr(), attrs)
 }
 
 /// A `--bind` whose source is missing: an error (where the original's open_tree() fails), or
