@@ -157,21 +157,10 @@ fn bind(ctx: &mut Context<'_>, op: &Op, readonly: bool, required: bool, relative
     }
 
     let dst = chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?;
-    if src_type != FileType::Directory {
-        // A file bound onto a symlink goes onto the symlink itself, not where it points. The walk
-        // above usually knows whether the written path is a symlink; if a parent was one, ask.
-        let onto_link = match dst.written_is_link {
-            Some(known) => known,
-            None => {
-                join(&mut s.opts, NEWROOT, op.dst)?;
-                rustix::fs::statat(CWD, s.opts.as_cstr(), AtFlags::SYMLINK_NOFOLLOW)
-                    .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink)
-            }
-        };
-        if onto_link {
-            join(&mut s.b, NEWROOT, op.dst)?;
-            return mount_rbind(s.a.as_cstr(), s.b.as_cstr(), attrs);
-        }
+    // A file bound onto a symlink goes onto the symlink itself, not where it points.
+    if src_type != FileType::Directory && written_dst_is_symlink(s, op, &dst)? {
+        join(&mut s.b, NEWROOT, op.dst)?;
+        return mount_rbind(s.a.as_cstr(), s.b.as_cstr(), attrs);
     }
     if !dst.exists {
         with_parents(&mut s.b, |p| make_mount_point_at(CWD, p)).during("mkdir")?;
@@ -193,7 +182,6 @@ fn bind_nofollow(ctx: &mut Context<'_>, op: &Op, readonly: bool, relative: bool)
     // The parent, resolved as the original's chase(); then the last component as written.
     s.opts.set(op.src.to_bytes()).during("stat")?;
     s.opts.pop_component(0);
-    s.a.clear();
     let parent = s.opts.as_bytes();
     resolve(
         root,
@@ -209,20 +197,35 @@ fn bind_nofollow(ctx: &mut Context<'_>, op: &Op, readonly: bool, relative: bool)
     }
     let attrs = if readonly { MOUNT_ATTR_RDONLY } else { 0 };
     let dst = chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?;
-    let onto_link = match dst.written_is_link {
-        Some(known) => known,
-        None => {
-            join(&mut s.opts, NEWROOT, op.dst)?;
-            rustix::fs::statat(CWD, s.opts.as_cstr(), AtFlags::SYMLINK_NOFOLLOW)
-                .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink)
-        }
-    };
-    if onto_link {
+    if written_dst_is_symlink(s, op, &dst)? {
         join(&mut s.b, NEWROOT, op.dst)?;
     } else if !dst.exists {
         with_parents(&mut s.b, |p| create_file(p, 0o644)).during("mknod")?;
     }
     mount_rbind(s.a.as_cstr(), s.b.as_cstr(), attrs)
+}
+
+/// Whether DST *as written* (`newroot` + DST, parents followed by the kernel) is a symlink. The
+/// walk that resolved `dst` usually knows; when a parent was a symlink, one `lstat()` tells.
+fn written_dst_is_symlink(s: &mut Scratch, op: &Op, dst: &Resolved) -> Result<bool> {
+    if let Some(known) = dst.written_is_link {
+        return Ok(known);
+    }
+    join(&mut s.opts, NEWROOT, op.dst)?;
+    Ok(rustix::fs::statat(CWD, s.opts.as_cstr(), AtFlags::SYMLINK_NOFOLLOW)
+        .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink))
+}
+
+/// The directory a `--proc`, `--dev` or `--tmpfs` mounts on: DST resolved, and made with its
+/// parents (0755) when missing, like the original's `os.makedirs(chase(newroot, dst),
+/// exist_ok=True)`. Leaves the path in `s.b`.
+fn mount_point_dir(s: &mut Scratch, op: &Op) -> Result<()> {
+    if create_fresh(s, op.dst, "mkdir", |dir, name, _| mkdir_at(dir, name, DIR_MODE))?.is_none()
+        && !chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?.exists
+    {
+        mkdir_all(&mut s.b, DIR_MODE)?;
+    }
+    Ok(())
 }
 
 /// A `--bind` whose source is missing: an error (where the original's open_tree() fails), or
@@ -233,21 +236,13 @@ fn missing_source(required: bool) -> Result<()> {
 
 fn proc(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
     let s = &mut *ctx.scratch;
-    if create_fresh(s, op.dst, "mkdir", |dir, name, _| mkdir_at(dir, name, DIR_MODE))?.is_none()
-        && !chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?.exists
-    {
-        mkdir_all(&mut s.b, DIR_MODE)?;
-    }
+    mount_point_dir(s, op)?;
     bind_resolved(c"oldroot/proc", s.b.as_cstr(), 0)
 }
 
 fn dev(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
     let s = &mut *ctx.scratch;
-    if create_fresh(s, op.dst, "mkdir", |dir, name, _| mkdir_at(dir, name, DIR_MODE))?.is_none()
-        && !chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?.exists
-    {
-        mkdir_all(&mut s.b, DIR_MODE)?;
-    }
+    mount_point_dir(s, op)?;
     // The mode matters: with tmpfs's default 1777, opening /dev/null fails with EACCES.
     sys::mount(Some(c"tmpfs"), s.b.as_cstr(), Some(c"tmpfs"), 0, Some(c"mode=0755")).during("mount")?;
     let base = s.b.len();
@@ -298,11 +293,7 @@ fn dev(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
 
 fn tmpfs(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
     let s = &mut *ctx.scratch;
-    if create_fresh(s, op.dst, "mkdir", |dir, name, _| mkdir_at(dir, name, DIR_MODE))?.is_none()
-        && !chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?.exists
-    {
-        mkdir_all(&mut s.b, DIR_MODE)?;
-    }
+    mount_point_dir(s, op)?;
     let options = if is_tmp_dir(s.b.as_bytes()) { None } else { Some(c"mode=0755") };
     sys::mount(Some(c"tmpfs"), s.b.as_cstr(), Some(c"tmpfs"), 0, options).during("mount")
 }
