@@ -1,11 +1,24 @@
-//! Argument parsing: argv, in order, into filesystem operations and settings. Values are taken
-//! verbatim and borrowed from argv; parsing stops at `--` or at the first argument that is not an
-//! option, which starts the command (default `bash`).
+//! Argument parsing: argv, in order, into filesystem operations and settings ([`Request`]).
+//! Values are taken verbatim and borrowed from argv; parsing stops at `--` or at the first
+//! argument that is not an option, which starts the command (default `bash`).
+//!
+//! A new option: a [`Settings`] field (a flag or value), or a new [`OpKind`] (an operation on the
+//! sandbox's filesystem: also its name in [`Op::option`] and its syscalls in `mounts::execute`),
+//! parsed in [`parse`] and listed in the help text.
 
 use core::ffi::CStr;
 
-use crate::arena::{FixedVec, MAX_ENV_EDITS, MAX_LOWERDIRS, MAX_OPS};
-use crate::error::{Error, Result};
+use crate::containers::FixedVec;
+use crate::decimal;
+use crate::error::{Error, Overflow, Result};
+use crate::line::Line;
+
+/// Filesystem operations (`--bind`, `--dir`, ...). mkosi's largest calls carry a few hundred.
+pub const MAX_OPS: usize = 8192;
+/// `--overlay-lowerdir` entries over the whole command line.
+pub const MAX_LOWERDIRS: usize = 1024;
+/// `--setenv` and `--unsetenv` entries each.
+pub const MAX_ENV_EDITS: usize = 1024;
 
 /// Read access to the process's arguments (argv without argv[0]).
 pub trait Args {
@@ -89,7 +102,7 @@ impl Op {
     }
 
     /// One line for `--debug`: the option and its arguments as given.
-    pub fn describe(&self, out: &mut crate::error::Line) {
+    pub fn describe(&self, out: &mut Line) {
         out.push(b"mkosi-sandbox: ");
         out.push(self.option().as_bytes());
         for arg in [self.given, Some(self.dst)].into_iter().flatten() {
@@ -133,24 +146,48 @@ pub struct Settings {
 
 /// What the command line asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Parsed {
-    Run(Settings),
+pub enum Parsed<'s> {
+    Run(Request<'s>),
     Help,
     Version,
 }
 
-/// Where parsing puts what it collects.
-pub struct Collect<'a> {
-    pub ops: &'a mut FixedVec<Op, MAX_OPS>,
-    pub lowerdirs: &'a mut FixedVec<&'static CStr, MAX_LOWERDIRS>,
-    pub setenv: &'a mut FixedVec<(&'static CStr, &'static CStr), MAX_ENV_EDITS>,
-    pub unsetenv: &'a mut FixedVec<&'static CStr, MAX_ENV_EDITS>,
+/// A sandbox to run: the settings and, in command-line order, what was collected into
+/// [`Storage`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Request<'s> {
+    pub settings: Settings,
+    pub ops: &'s [Op],
+    /// The `--overlay-lowerdir` values; each `OpKind::Overlay` names its range, top first.
+    pub lowerdirs: &'s [&'static CStr],
+    pub setenv: &'s [(&'static CStr, &'static CStr)],
+    pub unsetenv: &'s [&'static CStr],
+}
+
+/// Where parsing puts what it collects (argv strings are borrowed, never copied).
+pub struct Storage {
+    ops: FixedVec<Op, MAX_OPS>,
+    lowerdirs: FixedVec<&'static CStr, MAX_LOWERDIRS>,
+    setenv: FixedVec<(&'static CStr, &'static CStr), MAX_ENV_EDITS>,
+    unsetenv: FixedVec<&'static CStr, MAX_ENV_EDITS>,
+}
+
+impl Storage {
+    pub const fn new() -> Self {
+        Self { ops: FixedVec::new(), lowerdirs: FixedVec::new(), setenv: FixedVec::new(), unsetenv: FixedVec::new() }
+    }
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 pub const VERSION: &str = "26~devel";
 
-pub fn parse<A: Args + ?Sized>(args: &A, out: Collect<'_>) -> Result<Parsed> {
-    let Collect { ops, lowerdirs, setenv, unsetenv } = out;
+pub fn parse<'s, A: Args + ?Sized>(args: &A, storage: &'s mut Storage) -> Result<Parsed<'s>> {
+    let Storage { ops, lowerdirs, setenv, unsetenv } = storage;
     let mut settings = Settings::default();
     // Pending `--overlay-*` values; reset at each `--overlay`, leftovers ignored.
     let mut lower_start = 0usize;
@@ -159,7 +196,6 @@ pub fn parse<A: Args + ?Sized>(args: &A, out: Collect<'_>) -> Result<Parsed> {
 
     let count = args.count();
     let mut i = 0;
-    let too_many_ops = || Error::capacity("operations", MAX_OPS);
     while i < count {
         let arg = args.arg(i);
         let name = arg.to_bytes();
@@ -189,13 +225,8 @@ pub fn parse<A: Args + ?Sized>(args: &A, out: Collect<'_>) -> Result<Parsed> {
                         // The last lowerdir given is the top one: store them reversed.
                         let given = lowerdirs.len();
                         let lower_len = given - lower_start;
-                        for k in 0..lower_len / 2 {
-                            let (a, b) = (lower_start + k, given - 1 - k);
-                            let (x, y) = (lowerdirs.get(a), lowerdirs.get(b));
-                            if let (Some(x), Some(y)) = (x, y) {
-                                lowerdirs.set(a, y);
-                                lowerdirs.set(b, x);
-                            }
+                        if let Some(these) = lowerdirs.as_mut_slice().get_mut(lower_start..) {
+                            these.reverse();
                         }
                         let kind = OpKind::Overlay {
                             lower_start: lower_start as u32,
@@ -207,7 +238,7 @@ pub fn parse<A: Args + ?Sized>(args: &A, out: Collect<'_>) -> Result<Parsed> {
                         kind
                     }
                 };
-                ops.push(Op { kind, src: c"", given: None, dst }).map_err(|_| too_many_ops())?;
+                ops.push(Op { kind, src: c"", given: None, dst }).overflow("operations")?;
             }
             b"--bind"
             | b"--ro-bind"
@@ -226,24 +257,24 @@ pub fn parse<A: Args + ?Sized>(args: &A, out: Collect<'_>) -> Result<Parsed> {
                     relative,
                     follow: !name.ends_with(b"-nofollow"),
                 };
-                ops.push(Op { kind, src: stripped, given: Some(src), dst }).map_err(|_| too_many_ops())?;
+                ops.push(Op { kind, src: stripped, given: Some(src), dst }).overflow("operations")?;
             }
             b"--symlink" | b"--write" => {
                 let opt = option_name(name);
                 let src = value(opt, None)?;
                 let dst = value(opt, Some(src))?;
                 let kind = if name == b"--symlink" { OpKind::Symlink } else { OpKind::Write };
-                ops.push(Op { kind, src, given: Some(src), dst }).map_err(|_| too_many_ops())?;
+                ops.push(Op { kind, src, given: Some(src), dst }).overflow("operations")?;
             }
             b"--overlay-lowerdir" => {
                 let dir = value("--overlay-lowerdir", None)?;
-                lowerdirs.push(dir).map_err(|_| Error::capacity("--overlay-lowerdir entries", MAX_LOWERDIRS))?;
+                lowerdirs.push(dir).overflow("--overlay-lowerdir entries")?;
             }
             b"--overlay-upperdir" => upper = Some(value("--overlay-upperdir", None)?),
             b"--overlay-workdir" => work = Some(value("--overlay-workdir", None)?),
             b"--unsetenv" => {
                 let name = value("--unsetenv", None)?;
-                unsetenv.push(name).map_err(|_| Error::capacity("--unsetenv entries", MAX_ENV_EDITS))?;
+                unsetenv.push(name).overflow("--unsetenv entries")?;
             }
             b"--setenv" => {
                 let key = value("--setenv", None)?;
@@ -251,14 +282,14 @@ pub fn parse<A: Args + ?Sized>(args: &A, out: Collect<'_>) -> Result<Parsed> {
                 if key.to_bytes().is_empty() || key.to_bytes().contains(&b'=') {
                     return Err(Error::message("", "invalid variable name").about("--setenv", Some(key), None));
                 }
-                setenv.push((key, val)).map_err(|_| Error::capacity("--setenv entries", MAX_ENV_EDITS))?;
+                setenv.push((key, val)).overflow("--setenv entries")?;
             }
             b"--chdir" => settings.chdir = Some(Chdir::Path(value("--chdir", None)?)),
             b"--same-dir" => settings.chdir = Some(Chdir::SameDir),
             b"--exec-fd" => {
                 let fd = value("--exec-fd", None)?;
-                match parse_fd(fd.to_bytes()) {
-                    Some(n) => settings.exec_fd = Some(n),
+                match decimal::parse(fd.to_bytes()) {
+                    Some(n) => settings.exec_fd = Some(n as i32),
                     None => {
                         return Err(Error::message("", "not a file descriptor number").about(
                             "--exec-fd",
@@ -292,7 +323,13 @@ pub fn parse<A: Args + ?Sized>(args: &A, out: Collect<'_>) -> Result<Parsed> {
             return Err(op.blame(Error::message("", "destination is not an absolute path")));
         }
     }
-    Ok(Parsed::Run(settings))
+    Ok(Parsed::Run(Request {
+        settings,
+        ops: ops.as_slice(),
+        lowerdirs: lowerdirs.as_slice(),
+        setenv: setenv.as_slice(),
+        unsetenv: unsetenv.as_slice(),
+    }))
 }
 
 fn option_name(name: &[u8]) -> &'static str {
@@ -317,20 +354,6 @@ fn option_name(name: &[u8]) -> &'static str {
 fn strip_first(s: &'static CStr) -> &'static CStr {
     let bytes = s.to_bytes_with_nul();
     CStr::from_bytes_with_nul(&bytes[1..]).unwrap_or(c"")
-}
-
-fn parse_fd(s: &[u8]) -> Option<i32> {
-    if s.is_empty() || s.len() > 9 {
-        return None;
-    }
-    let mut n: i32 = 0;
-    for &b in s {
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        n = n * 10 + i32::from(b - b'0');
-    }
-    Some(n)
 }
 
 /// The help text of the original, with `--pack-fds`, `--exec-fd`, our capacities and the build
@@ -394,39 +417,28 @@ pub(crate) mod tests {
         args.iter().map(|a| &*Box::leak(CString::new(*a).unwrap().into_boxed_c_str())).collect()
     }
 
-    pub(crate) struct Store {
-        pub ops: Box<FixedVec<Op, MAX_OPS>>,
-        pub lowerdirs: Box<FixedVec<&'static CStr, MAX_LOWERDIRS>>,
-        pub setenv: Box<FixedVec<(&'static CStr, &'static CStr), MAX_ENV_EDITS>>,
-        pub unsetenv: Box<FixedVec<&'static CStr, MAX_ENV_EDITS>>,
-    }
+    /// Parser storage on the heap, for tests.
+    pub(crate) struct Store(pub Box<Storage>);
 
     impl Store {
         pub fn new() -> Self {
-            Store {
-                ops: Box::new(FixedVec::new()),
-                lowerdirs: Box::new(FixedVec::new()),
-                setenv: Box::new(FixedVec::new()),
-                unsetenv: Box::new(FixedVec::new()),
-            }
+            Store(Box::new(Storage::new()))
         }
-        pub fn parse(&mut self, args: &[&str]) -> Result<Parsed> {
-            let argv = leak(args);
-            parse(
-                &argv[..],
-                Collect {
-                    ops: &mut self.ops,
-                    lowerdirs: &mut self.lowerdirs,
-                    setenv: &mut self.setenv,
-                    unsetenv: &mut self.unsetenv,
-                },
-            )
+        pub fn parse(&mut self, args: &[&str]) -> Result<Parsed<'_>> {
+            parse(&leak(args)[..], &mut self.0)
+        }
+        /// The request, for tests that expect the command line to parse.
+        pub fn request(&mut self, args: &[&str]) -> Request<'_> {
+            match self.parse(args) {
+                Ok(Parsed::Run(request)) => request,
+                other => panic!("{args:?}: {other:?}"),
+            }
         }
     }
 
-    fn settings(p: Result<Parsed>) -> Settings {
+    fn settings(p: Result<Parsed<'_>>) -> Settings {
         match p {
-            Ok(Parsed::Run(s)) => s,
+            Ok(Parsed::Run(r)) => r.settings,
             other => panic!("{other:?}"),
         }
     }
@@ -436,10 +448,10 @@ pub(crate) mod tests {
         let mut s = Store::new();
         let st = settings(s.parse(&["--bind", "--", "/x", "--setenv", "A", "-v", "ls", "--tmpfs", "/t"]));
         assert_eq!(st.command, 6);
-        let op = s.ops.get(0).unwrap();
+        let op = s.0.ops.get(0).unwrap();
         assert_eq!(op.src.to_bytes(), b"--");
-        assert_eq!(s.setenv.get(0).unwrap().1.to_bytes(), b"-v");
-        assert_eq!(s.ops.len(), 1);
+        assert_eq!(s.0.setenv.get(0).unwrap().1.to_bytes(), b"-v");
+        assert_eq!(s.0.ops.len(), 1);
     }
 
     #[test]
@@ -455,13 +467,13 @@ pub(crate) mod tests {
     fn bind_flags_and_relative_source() {
         let mut s = Store::new();
         settings(s.parse(&["--ro-bind-try", "+/buildroot/x", "/x", "--bind", "/a", "/b"]));
-        let op = s.ops.get(0).unwrap();
+        let op = s.0.ops.get(0).unwrap();
         assert_eq!(op.kind, OpKind::Bind { readonly: true, required: false, relative: true, follow: true });
         assert_eq!(op.src.to_bytes(), b"/buildroot/x");
         assert_eq!(op.given.unwrap().to_bytes(), b"+/buildroot/x");
         assert_eq!(op.option(), "--ro-bind-try");
         assert_eq!(
-            s.ops.get(1).unwrap().kind,
+            s.0.ops.get(1).unwrap().kind,
             OpKind::Bind { readonly: false, required: true, relative: false, follow: true }
         );
         let mut s = Store::new();
@@ -473,10 +485,10 @@ pub(crate) mod tests {
             "/a",
             "/b",
         ]));
-        let op = s.ops.get(0).unwrap();
+        let op = s.0.ops.get(0).unwrap();
         assert_eq!(op.kind, OpKind::Bind { readonly: true, required: true, relative: false, follow: false });
         assert_eq!(op.option(), "--ro-bind-nofollow");
-        assert_eq!(s.ops.get(1).unwrap().option(), "--bind-nofollow");
+        assert_eq!(s.0.ops.get(1).unwrap().option(), "--bind-nofollow");
     }
 
     #[test]
@@ -500,16 +512,16 @@ pub(crate) mod tests {
             "--overlay-lowerdir",
             "/left-over",
         ]));
-        match s.ops.get(0).unwrap().kind {
+        match s.0.ops.get(0).unwrap().kind {
             OpKind::Overlay { lower_start: 0, lower_len: 3, upper: Some(u), work: None } => {
                 assert_eq!(u.to_bytes(), b"tmpfs")
             }
             k => panic!("{k:?}"),
         }
-        let lowers: Vec<_> = s.lowerdirs.iter().map(|c| c.to_str().unwrap()).collect();
+        let lowers: Vec<_> = s.0.lowerdirs.iter().map(|c| c.to_str().unwrap()).collect();
         assert_eq!(&lowers[..4], ["/l3", "/l2", "/l1", "/m1"]);
         assert_eq!(
-            s.ops.get(1).unwrap().kind,
+            s.0.ops.get(1).unwrap().kind,
             OpKind::Overlay { lower_start: 3, lower_len: 1, upper: None, work: None }
         );
     }
@@ -550,8 +562,8 @@ pub(crate) mod tests {
         assert_eq!(Store::new().parse(&["--version"]), Ok(Parsed::Version));
     }
 
-    fn message(r: Result<Parsed>) -> String {
-        let mut line = crate::error::Line::new();
+    fn message(r: Result<Parsed<'_>>) -> String {
+        let mut line = Line::new();
         r.unwrap_err().render(&mut line);
         String::from_utf8(line.as_bytes().to_vec()).unwrap()
     }

@@ -5,6 +5,9 @@ use core::ffi::CStr;
 
 use rustix::io::Errno;
 
+use crate::containers::Full;
+use crate::line::Line;
+
 /// What went wrong, without the subject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cause {
@@ -106,81 +109,24 @@ impl<T> During<T> for core::result::Result<T, Errno> {
     }
 }
 
-/// Only the planner's per-operation vectors convert implicitly: they have the capacity of the
-/// operation list, which parsing already enforced.
-impl From<crate::arena::Full> for Error {
-    fn from(_: crate::arena::Full) -> Self {
-        Error::capacity("operations", crate::arena::MAX_OPS)
-    }
+/// What a full byte bump (`containers::Bump`) ran out of.
+pub const DERIVED_STRINGS: &str = "bytes for derived strings";
+
+/// Turns a full container into the error naming its capacity.
+pub trait Overflow<T> {
+    fn overflow(self, what: &'static str) -> Result<T>;
 }
 
-/// A fixed buffer for one line of output; overlong text is cut, never a crash.
-pub struct Line {
-    buf: [u8; 8192],
-    len: usize,
-}
-
-impl Line {
-    pub const fn new() -> Self {
-        Self { buf: [0; 8192], len: 0 }
-    }
-
-    pub fn push(&mut self, bytes: &[u8]) {
-        let room = self.buf.len() - self.len;
-        let n = bytes.len().min(room);
-        self.buf[self.len..self.len + n].copy_from_slice(&bytes[..n]);
-        self.len += n;
-    }
-
-    pub fn push_u64(&mut self, mut value: u64) {
-        let mut digits = [0u8; 20];
-        let mut at = digits.len();
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (value % 10) as u8;
-            value /= 10;
-            if value == 0 {
-                break;
-            }
-        }
-        self.push(&digits[at..]);
-    }
-
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
-    }
-
-    pub fn clear(&mut self) {
-        self.len = 0;
-    }
-
-    /// Writes the line to stderr in one `write()`, so lines from parallel sandboxes do not mix.
-    pub fn flush_to_stderr(&mut self) {
-        let mut rest = self.as_bytes();
-        while !rest.is_empty() {
-            // SAFETY: fd 2 is the process's stderr for its whole life; we never close it.
-            let stderr = unsafe { rustix::stdio::stderr() };
-            match rustix::io::write(stderr, rest) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => rest = &rest[n..],
-            }
-        }
-        self.clear();
-    }
-}
-
-impl Default for Line {
-    fn default() -> Self {
-        Self::new()
+impl<T> Overflow<T> for core::result::Result<T, Full> {
+    fn overflow(self, what: &'static str) -> Result<T> {
+        self.map_err(|full| Error::capacity(what, full.capacity))
     }
 }
 
 /// Terminal styling as the original decides it: only when stdout and stderr are terminals and
 /// `TERM` is not `dumb`.
 pub fn styles(term_is_dumb: bool) -> (&'static str, &'static str) {
-    // SAFETY: fds 1 and 2 are borrowed only for the duration of the isatty ioctl.
-    let ttys =
-        unsafe { rustix::termios::isatty(rustix::stdio::stdout()) && rustix::termios::isatty(rustix::stdio::stderr()) };
+    let ttys = rustix::termios::isatty(crate::sys::stdout()) && rustix::termios::isatty(crate::sys::stderr());
     if ttys && !term_is_dumb { ("\x1b[31;1m", "\x1b[0m") } else { ("", "") }
 }
 
@@ -287,12 +233,5 @@ mod tests {
     fn first_subject_wins() {
         let e = Error::message("--dir", "x").about("--bind", None, None);
         assert_eq!(e.subject, "--dir");
-    }
-
-    #[test]
-    fn overlong_lines_are_cut_not_crashed() {
-        let mut line = Line::new();
-        line.push(&[b'a'; 10000]);
-        assert_eq!(line.as_bytes().len(), 8192);
     }
 }

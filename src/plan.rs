@@ -5,26 +5,78 @@
 //! Every path is turned once into a normalized key (components joined by NUL), so that all the
 //! comparisons below are plain byte-slice comparisons.
 
-use crate::arena::{Bump, FixedVec, MAX_OPS};
-use crate::cli::{Op, OpKind};
-use crate::error::Result;
+use core::ffi::CStr;
+
+use crate::cli::{MAX_OPS, Op, OpKind, Request};
+use crate::containers::{Bump, FixedVec};
+use crate::error::{DERIVED_STRINGS, Overflow, Result};
 use crate::path::{components, key_len, write_key};
+
+/// The planner's working storage: a key per operation, the order, the binds being compared.
+pub struct Storage {
+    keys: FixedVec<Keys, MAX_OPS>,
+    order: [u32; MAX_OPS],
+    binds: [u32; MAX_OPS],
+}
+
+impl Storage {
+    pub const fn new() -> Self {
+        Self { keys: FixedVec::new(), order: [0; MAX_OPS], binds: [0; MAX_OPS] }
+    }
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The operations to run, de-duplicated and in the order to run them.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan<'a> {
+    ops: &'a [Op],
+    lowerdirs: &'a [&'static CStr],
+    /// Indices into `ops`; every one is in range (made by `plan` from `ops` itself).
+    order: &'a [u32],
+}
+
+impl<'a> Plan<'a> {
+    /// The operations, in the order they run.
+    pub fn iter(&self) -> impl Iterator<Item = &'a Op> + 'a {
+        let ops = self.ops;
+        self.order.iter().map(move |&i| &ops[i as usize])
+    }
+
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    /// The lower directories of an `OpKind::Overlay`, top first.
+    pub fn lowerdirs(&self, start: u32, len: u32) -> &'a [&'static CStr] {
+        let (start, len) = (start as usize, len as usize);
+        self.lowerdirs.get(start..start.saturating_add(len)).unwrap_or(&[])
+    }
+}
 
 /// Derived, per-operation data used by the planner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Keys {
-    pub dst: &'static [u8],
-    pub src: &'static [u8],
+struct Keys {
+    dst: &'static [u8],
+    src: &'static [u8],
     /// SRC (resp. DST) is written exactly as Python's `commonpath()` would print it, so that
     /// `is_relative_to(x, it)` can be true (no `//`, no `.`, no trailing `/`).
-    pub src_plain: bool,
-    pub dst_plain: bool,
+    src_plain: bool,
+    dst_plain: bool,
     /// SRC or DST holds a `..`; such a bind never takes part in implication (Python's
     /// `relpath()` would normalize it lexically).
-    pub dotdot: bool,
-    pub src_absolute: bool,
+    dotdot: bool,
+    src_absolute: bool,
     /// Removed as a duplicate of an earlier, equal bind.
-    pub duplicate: bool,
+    duplicate: bool,
 }
 
 /// (readonly, required, follow, relative) of a bind.
@@ -45,7 +97,7 @@ fn is_plain(path: &[u8]) -> bool {
 }
 
 fn make_key(path: &[u8], bump: &mut Bump<'static>) -> Result<&'static [u8]> {
-    let buf = bump.alloc(key_len(path))?;
+    let buf = bump.alloc(key_len(path)).overflow(DERIVED_STRINGS)?;
     write_key(path, buf);
     Ok(buf)
 }
@@ -59,14 +111,10 @@ fn identity<'k>(op: &Op, keys: &'k Keys) -> Identity<'k> {
     (readonly, required, follow, keys.src, keys.dst)
 }
 
-/// Computes the order in which to run `ops`; returns the indices, in order, as a prefix of `order`.
-pub fn plan<'o>(
-    ops: &FixedVec<Op, MAX_OPS>,
-    keys: &mut FixedVec<Keys, MAX_OPS>,
-    order: &'o mut [u32],
-    binds: &mut [u32],
-    bump: &mut Bump<'static>,
-) -> Result<&'o [u32]> {
+/// Plans `request`'s operations: drops duplicate and implied binds, and orders the rest.
+pub fn plan<'a>(request: &Request<'a>, storage: &'a mut Storage, bump: &mut Bump<'static>) -> Result<Plan<'a>> {
+    let Storage { keys, order, binds } = storage;
+    let ops = request.ops;
     keys.truncate(0);
     let mut nbinds = 0;
     for (index, op) in ops.iter().enumerate() {
@@ -89,10 +137,10 @@ pub fn plan<'o>(
             binds[nbinds] = index as u32;
             nbinds += 1;
         }
-        keys.push(k)?;
+        // As many keys as operations, whose capacity parsing enforced.
+        keys.push(k).overflow("operations")?;
     }
     let binds = &mut binds[..nbinds];
-    let ops = ops.as_slice();
 
     // De-duplicate: sort by identity, then CLI position; the first of each run of equal
     // identities is the one Python's dict keeps. Comparisons borrow, never copy.
@@ -128,7 +176,7 @@ pub fn plan<'o>(
         (ops.get(i).map(Op::is_relative), keys.get(i).map(|k| k.dst), ops.get(i).map(Op::is_bind), i)
     };
     order.sort_unstable_by(|&a, &b| sort_key(a).cmp(&sort_key(b)));
-    Ok(order)
+    Ok(Plan { ops, lowerdirs: request.lowerdirs, order })
 }
 
 /// The identity of bind `i` (None only for an index out of range, which the planner never makes).
@@ -190,19 +238,15 @@ mod tests {
     use super::*;
     use crate::cli::tests::Store;
 
-    fn planned(args: &[&str]) -> Vec<String> {
+    pub(crate) fn planned(args: &[&str]) -> Vec<String> {
         let mut store = Store::new();
-        store.parse(args).unwrap();
-        let mut keys = Box::new(FixedVec::new());
-        let mut order = vec![0u32; MAX_OPS];
-        let mut binds = vec![0u32; MAX_OPS];
-        let storage: &'static mut [u8] = Box::leak(vec![0u8; 1 << 20].into_boxed_slice());
-        let mut bump = Bump::new(storage);
-        let order = plan(&store.ops, &mut keys, &mut order, &mut binds, &mut bump).unwrap();
-        order
-            .iter()
-            .map(|&i| {
-                let op = store.ops.get(i as usize).unwrap();
+        let request = store.request(args);
+        let mut storage = Box::new(Storage::new());
+        let strings: &'static mut [u8] = Box::leak(vec![0u8; 1 << 20].into_boxed_slice());
+        let mut bump = Bump::new(strings);
+        let plan = plan(&request, &mut storage, &mut bump).unwrap();
+        plan.iter()
+            .map(|op| {
                 match op.given {
                     Some(src) => format!("{} {} {}", op.option(), src.to_str().unwrap(), op.dst.to_str().unwrap()),
                     None => format!("{} {}", op.option(), op.dst.to_str().unwrap()),
@@ -388,12 +432,11 @@ mod fuzz {
             let len = (next() % 24) as usize;
             let args: Vec<&str> = (0..len).map(|_| WORDS[(next() % WORDS.len() as u64) as usize]).collect();
             let mut store = Store::new();
-            if let Ok(crate::cli::Parsed::Run(_)) = store.parse(&args) {
-                let mut keys = Box::new(FixedVec::new());
-                let (mut order, mut binds) = (vec![0u32; MAX_OPS], vec![0u32; MAX_OPS]);
-                let storage: &'static mut [u8] = Box::leak(vec![0u8; 1 << 16].into_boxed_slice());
-                let planned = plan(&store.ops, &mut keys, &mut order, &mut binds, &mut Bump::new(storage)).unwrap();
-                assert!(planned.len() <= store.ops.len(), "{args:?}");
+            if let Ok(crate::cli::Parsed::Run(request)) = store.parse(&args) {
+                let mut storage = Box::new(Storage::new());
+                let strings: &'static mut [u8] = Box::leak(vec![0u8; 1 << 16].into_boxed_slice());
+                let planned = plan(&request, &mut storage, &mut Bump::new(strings)).unwrap();
+                assert!(planned.len() <= request.ops.len(), "{args:?}");
             }
         }
     }

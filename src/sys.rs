@@ -1,10 +1,19 @@
-//! Thin, typed wrappers for the syscalls rustix does not offer in the shape we need, made with
-//! `sc`. Every `unsafe` block of the crate that talks to the kernel directly lives here.
+//! The raw syscall boundary: the calls rustix does not offer (or not in the shape we need), made
+//! with `sc`, and the standard descriptors. Every wrapper here is sound: what it accepts cannot
+//! make the kernel write through a pointer it was not given or invalidate memory or descriptors.
+//! Constants and structures come from `linux-raw-sys`.
+
+#![allow(unsafe_code)]
 
 use core::ffi::CStr;
-use core::ptr;
 
+use linux_raw_sys::general::{AT_EMPTY_PATH, AT_RECURSIVE, F_DUPFD, mount_attr};
+use linux_raw_sys::prctl::PR_SET_SECCOMP;
+use linux_raw_sys::ptrace::{SECCOMP_MODE_FILTER, SECCOMP_SET_MODE_FILTER, sock_fprog};
+use rustix::fd::{AsRawFd, BorrowedFd};
 use rustix::io::Errno;
+
+pub use linux_raw_sys::general::MOUNT_ATTR_RDONLY;
 
 pub type SysResult<T> = Result<T, Errno>;
 
@@ -13,127 +22,135 @@ fn check(ret: usize) -> SysResult<usize> {
     if ret > (-4096isize) as usize { Err(Errno::from_raw_os_error(-(ret as isize) as i32)) } else { Ok(ret) }
 }
 
-fn opt_ptr(s: Option<&CStr>) -> *const u8 {
-    s.map_or(ptr::null(), |s| s.as_ptr().cast())
+/// fd 2. This process never closes descriptors 0 to 2 (`--pack-fds` moves from 3 up), so the
+/// borrow is valid for the life of the process.
+pub fn stderr() -> BorrowedFd<'static> {
+    // SAFETY: fd 2 stays open (or stays closed, then calls fail with EBADF) for the whole process;
+    // nothing in this crate closes or replaces it.
+    unsafe { rustix::stdio::stderr() }
 }
 
-pub const MS_BIND: u64 = 4096;
-pub const MS_MOVE: u64 = 8192;
-pub const MS_REC: u64 = 16384;
-pub const MS_SLAVE: u64 = 1 << 19;
-pub const MS_SHARED: u64 = 1 << 20;
-
-/// `mount(2)` with the optional arguments as NULL, as the original passes them.
-pub fn mount(
-    source: Option<&CStr>,
-    target: &CStr,
-    fstype: Option<&CStr>,
-    flags: u64,
-    data: Option<&CStr>,
-) -> SysResult<()> {
-    // SAFETY: every pointer is NULL or a NUL-terminated string that outlives the call.
-    let ret = unsafe { sc::syscall!(MOUNT, opt_ptr(source), target.as_ptr(), opt_ptr(fstype), flags, opt_ptr(data)) };
-    check(ret).map(drop)
+/// fd 1, under the same rule as [`stderr`].
+pub fn stdout() -> BorrowedFd<'static> {
+    // SAFETY: as for `stderr`: this crate never closes or replaces fd 1.
+    unsafe { rustix::stdio::stdout() }
 }
-
-/// `struct mount_attr` (MOUNT_ATTR_SIZE_VER0).
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
-}
-
-pub const MOUNT_ATTR_RDONLY: u64 = 1;
-const AT_EMPTY_PATH: usize = 0x1000;
-const AT_RECURSIVE: usize = 0x8000;
 
 /// `mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, {attr_set})`: applies `attr_set` to a whole
 /// detached tree, which the old mount API cannot do recursively.
-pub fn mount_setattr_recursive(fd: rustix::fd::BorrowedFd<'_>, attr_set: u64) -> SysResult<()> {
-    use rustix::fd::AsRawFd;
-    let attr = MountAttr { attr_set, attr_clr: 0, propagation: 0, userns_fd: 0 };
-    // SAFETY: `attr` is a valid mount_attr of the size passed; the path is an empty C string.
+pub fn mount_setattr_recursive(fd: BorrowedFd<'_>, attr_set: u32) -> SysResult<()> {
+    let attr = mount_attr { attr_set: attr_set.into(), attr_clr: 0, propagation: 0, userns_fd: 0 };
+    // SAFETY: `attr` is a valid mount_attr of the size passed, alive for the call; the path is an
+    // empty C string.
     let ret = unsafe {
         sc::syscall!(
             MOUNT_SETATTR,
             fd.as_raw_fd(),
             c"".as_ptr(),
             AT_EMPTY_PATH | AT_RECURSIVE,
-            &attr as *const MountAttr,
-            core::mem::size_of::<MountAttr>()
+            &attr as *const mount_attr,
+            core::mem::size_of::<mount_attr>()
         )
     };
     check(ret).map(drop)
 }
 
-pub fn unshare(flags: u32) -> SysResult<()> {
-    // SAFETY: unshare takes no pointers; the process is single-threaded, so CLONE_NEWUSER is allowed
-    // and no other thread can observe the change of namespaces.
-    let ret = unsafe { sc::syscall!(UNSHARE, flags) };
-    check(ret).map(drop)
-}
-
-pub fn prctl(option: u32, arg2: usize, arg3: usize) -> SysResult<usize> {
-    // SAFETY: only called with options whose arguments are integers (no pointers).
-    let ret = unsafe { sc::syscall!(PRCTL, option, arg2, arg3, 0usize, 0usize) };
-    check(ret)
-}
-
-/// `fcntl(fd, F_DUPFD, min)`: the duplicate is *not* close-on-exec, as `--pack-fds` needs.
+/// `fcntl(fd, F_DUPFD, min)`: the duplicate is *not* close-on-exec, as `--pack-fds` needs (rustix
+/// offers only F_DUPFD_CLOEXEC).
 pub fn dup_at_least(fd: i32, min: i32) -> SysResult<i32> {
-    // SAFETY: F_DUPFD takes integer arguments only.
-    let ret = unsafe {
-        sc::syscall!(FCNTL, fd, 0usize /* F_DUPFD */, min)
-    };
+    // SAFETY: F_DUPFD takes integer arguments only and creates a new descriptor; a number that is
+    // not an open descriptor fails with EBADF.
+    let ret = unsafe { sc::syscall!(FCNTL, fd, F_DUPFD, min) };
     check(ret).map(|fd| fd as i32)
 }
 
-/// `getcwd(2)` into `buf`; returns the path without its NUL.
+/// `getcwd(2)` into `buf`; returns the path without its NUL (rustix's needs an allocator).
 pub fn getcwd(buf: &mut [u8]) -> SysResult<&[u8]> {
     // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`.
     let ret = unsafe { sc::syscall!(GETCWD, buf.as_mut_ptr(), buf.len()) };
     let len = check(ret)?;
     // The kernel's length includes the NUL; "(unreachable)" paths do not start with '/'.
-    let path = &buf[..len.saturating_sub(1)];
+    let path = buf.get(..len.saturating_sub(1)).unwrap_or(&[]);
     if path.first() != Some(&b'/') {
         return Err(Errno::NOENT);
     }
     Ok(path)
 }
 
+/// `fcntl(fd, F_SETFD, FD_CLOEXEC)` on a descriptor number the caller named (`--exec-fd`).
+pub fn set_cloexec(fd: i32) -> SysResult<()> {
+    // SAFETY: the borrow lasts for this one call, which only changes the descriptor's flags; a
+    // number that is not an open descriptor fails with EBADF.
+    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC)
+}
+
+/// `struct sock_filter`: one classic-BPF instruction, as the kernel reads it.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SockFilter {
+    pub code: u16,
+    pub jt: u8,
+    pub jf: u8,
+    pub k: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<SockFilter>() == core::mem::size_of::<linux_raw_sys::ptrace::sock_filter>());
+
 /// `seccomp(SECCOMP_SET_MODE_FILTER, 0, prog)`, falling back to `prctl(PR_SET_SECCOMP)` on
 /// kernels without the seccomp syscall.
-pub fn install_seccomp_filter(filter: &[crate::seccomp::SockFilter]) -> SysResult<()> {
-    #[repr(C)]
-    struct SockFprog {
-        len: u16,
-        filter: *const crate::seccomp::SockFilter,
-    }
-    let prog = SockFprog { len: filter.len() as u16, filter: filter.as_ptr() };
+pub fn install_seccomp_filter(filter: &[SockFilter]) -> SysResult<()> {
+    let len = u16::try_from(filter.len()).map_err(|_| Errno::INVAL)?;
+    let prog = sock_fprog { len, filter: filter.as_ptr().cast_mut().cast() };
     // SAFETY: `prog` points at `filter.len()` valid instructions for the duration of the call; the
-    // kernel copies the program.
-    let ret = unsafe {
-        sc::syscall!(SECCOMP, 1usize /* SECCOMP_SET_MODE_FILTER */, 0usize, &prog as *const SockFprog)
-    };
+    // kernel copies the program and never writes through the pointer.
+    let ret = unsafe { sc::syscall!(SECCOMP, SECCOMP_SET_MODE_FILTER, 0usize, &prog as *const sock_fprog) };
     match check(ret) {
         Err(Errno::NOSYS) => {
             // SAFETY: as above, through the older prctl interface.
             let ret = unsafe {
-                sc::syscall!(
-                    PRCTL,
-                    22usize, /* PR_SET_SECCOMP */
-                    2usize,  /* FILTER */
-                    &prog as *const SockFprog,
-                    0usize,
-                    0usize
-                )
+                sc::syscall!(PRCTL, PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog as *const sock_fprog, 0usize, 0usize)
             };
             check(ret).map(drop)
         }
         other => other.map(drop),
     }
+}
+
+/// The namespaces this program unshares. Only namespace flags: they change what the process sees
+/// of the system, never its memory or descriptor table, so unsharing them is sound (unlike
+/// CLONE_FILES, for which rustix's `unshare_unsafe` is unsafe).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Namespaces {
+    pub mount: bool,
+    pub user: bool,
+    pub net: bool,
+    pub ipc: bool,
+}
+
+impl Namespaces {
+    pub fn flags(self) -> rustix::thread::UnshareFlags {
+        use rustix::thread::UnshareFlags;
+        let mut flags = UnshareFlags::empty();
+        for (on, flag) in [
+            (self.mount, UnshareFlags::NEWNS),
+            (self.user, UnshareFlags::NEWUSER),
+            (self.net, UnshareFlags::NEWNET),
+            (self.ipc, UnshareFlags::NEWIPC),
+        ] {
+            if on {
+                flags |= flag;
+            }
+        }
+        flags
+    }
+}
+
+/// `unshare(2)` of namespaces, in one call.
+pub fn unshare(namespaces: Namespaces) -> SysResult<()> {
+    // SAFETY: only namespace flags (see `Namespaces`): no descriptor table or memory is unshared,
+    // so no descriptor any code holds becomes invalid.
+    unsafe { rustix::thread::unshare_unsafe(namespaces.flags()) }
 }
 
 /// A NULL-terminated array of C-string pointers (an argv), valid for the life of the process.
@@ -148,15 +165,41 @@ impl Argv {
     }
 }
 
-/// `execve(2)`; returns only on failure. `envp` must end with a NULL pointer and its other entries
-/// point at C strings (the arena's environment).
-pub fn execve(path: &CStr, argv: Argv, envp: &[*const u8]) -> Errno {
-    if envp.last().is_none_or(|last| !last.is_null()) {
-        return Errno::INVAL;
+/// `["bash", NULL]`: the default command's argv.
+struct DefaultArgv([*const u8; 2]);
+// SAFETY: the pointers refer to a string literal; nothing ever writes through them.
+unsafe impl Sync for DefaultArgv {}
+static DEFAULT_ARGV: DefaultArgv = DefaultArgv([c"bash".as_ptr().cast(), core::ptr::null()]);
+
+impl Argv {
+    /// `["bash"]`, the default command.
+    pub fn bash() -> Self {
+        Self(DEFAULT_ARGV.0.as_ptr())
     }
+}
+
+/// A NULL-terminated environment for `execve()`, built only from C strings that live as long as
+/// the process.
+pub struct Envp<'a>(&'a [*const u8]);
+
+impl<'a> Envp<'a> {
+    /// Fills `storage` with `entries` and a NULL; None when they do not fit.
+    pub fn new(storage: &'a mut [*const u8], entries: &[&'static CStr]) -> Option<Self> {
+        let slots = storage.get_mut(..=entries.len())?;
+        let (terminator, used) = slots.split_last_mut()?;
+        for (slot, entry) in used.iter_mut().zip(entries) {
+            *slot = entry.as_ptr().cast();
+        }
+        *terminator = core::ptr::null();
+        Some(Self(slots))
+    }
+}
+
+/// `execve(2)`; returns only on failure.
+pub fn execve(path: &CStr, argv: Argv, envp: &Envp<'_>) -> Errno {
     // SAFETY: `path` is a C string; `argv` is valid by its constructor's contract; `envp` is
-    // NULL-terminated (checked above) and its entries point at C strings in static memory.
-    let ret = unsafe { sc::syscall!(EXECVE, path.as_ptr(), argv.0, envp.as_ptr()) };
+    // NULL-terminated and its entries are 'static C strings (by its constructor).
+    let ret = unsafe { sc::syscall!(EXECVE, path.as_ptr(), argv.0, envp.0.as_ptr()) };
     check(ret).err().unwrap_or(Errno::INVAL)
 }
 
@@ -165,5 +208,28 @@ pub fn exit_group(status: i32) -> ! {
     loop {
         // SAFETY: exit_group takes an integer and does not return.
         unsafe { sc::syscall!(EXIT_GROUP, status) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envp_is_null_terminated_and_refuses_overflow() {
+        let mut storage = [core::ptr::null(); 3];
+        let envp = Envp::new(&mut storage, &[c"A=1", c"B=2"]).unwrap();
+        assert_eq!(envp.0.len(), 3);
+        assert!(envp.0[2].is_null());
+        assert!(Envp::new(&mut storage, &[c"A", c"B", c"C"]).is_none());
+    }
+
+    #[test]
+    fn namespaces_map_to_clone_flags() {
+        let ns = Namespaces { mount: true, user: true, net: false, ipc: true };
+        let raw = linux_raw_sys::general::CLONE_NEWNS
+            | linux_raw_sys::general::CLONE_NEWUSER
+            | linux_raw_sys::general::CLONE_NEWIPC;
+        assert_eq!(ns.flags().bits(), raw);
     }
 }

@@ -3,19 +3,12 @@
 
 use rustix::fs::{CWD, Mode, OFlags};
 use rustix::io::Errno;
+use rustix::process::DumpableBehavior;
 use rustix::thread::{CapabilitySet, CapabilitySets};
 
-use crate::error::{During, Result};
-use crate::sys;
-
-pub const CLONE_NEWNS: u32 = 0x0002_0000;
-pub const CLONE_NEWIPC: u32 = 0x0800_0000;
-pub const CLONE_NEWUSER: u32 = 0x1000_0000;
-pub const CLONE_NEWNET: u32 = 0x4000_0000;
-
-const PR_SET_DUMPABLE: u32 = 4;
-const PR_CAP_AMBIENT: u32 = 47;
-const PR_CAP_AMBIENT_RAISE: usize = 2;
+use crate::decimal;
+use crate::error::{During, Error, Result};
+use crate::sys::Namespaces;
 
 /// The caller's identity and capabilities, read once (one capget() instead of reading
 /// /proc/self/status as the original does).
@@ -47,18 +40,8 @@ impl Caller {
 /// The namespaces to unshare in one call. With a user namespace, the kernel creates it first and
 /// the others are owned by it, so an unprivileged caller gets `--unshare-net` too (the original
 /// checked CAP_NET_ADMIN before creating the user namespace and silently skipped it).
-pub fn namespaces(caller: &Caller, userns: bool, unshare_net: bool, unshare_ipc: bool) -> u32 {
-    let mut flags = CLONE_NEWNS;
-    if userns {
-        flags |= CLONE_NEWUSER;
-    }
-    if unshare_net && (caller.net_admin || userns) {
-        flags |= CLONE_NEWNET;
-    }
-    if unshare_ipc {
-        flags |= CLONE_NEWIPC;
-    }
-    flags
+pub fn namespaces(caller: &Caller, userns: bool, unshare_net: bool, unshare_ipc: bool) -> Namespaces {
+    Namespaces { mount: true, user: userns, net: unshare_net && (caller.net_admin || userns), ipc: unshare_ipc }
 }
 
 /// After `unshare(CLONE_NEWUSER)`: map the caller to root (`--become-root`) or to itself. The
@@ -67,7 +50,7 @@ pub fn namespaces(caller: &Caller, userns: bool, unshare_net: bool, unshare_ipc:
 pub fn write_maps(caller: &Caller, become_root: bool) -> Result<()> {
     // A process that changed ids without exec is not dumpable, and then its /proc files belong to
     // root and the maps cannot be written.
-    sys::prctl(PR_SET_DUMPABLE, 1, 0).during("prctl")?;
+    rustix::process::set_dumpable_behavior(DumpableBehavior::Dumpable).during("prctl")?;
     let inside = |id: u32| if become_root { 0 } else { id };
     write_proc_file(c"/proc/self/setgroups", b"deny")?;
     let mut line = MapLine::new();
@@ -86,7 +69,8 @@ pub fn raise_ambient() -> Result<()> {
     let bits = caps.effective.bits();
     for cap in 0..64u32 {
         if bits & (1u64 << cap) != 0 {
-            sys::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap as usize).during("prctl")?;
+            rustix::thread::configure_capability_in_ambient_set(CapabilitySet::from_bits_retain(1 << cap), true)
+                .during("prctl")?;
         }
     }
     Ok(())
@@ -116,8 +100,8 @@ fn write_proc_file(path: &core::ffi::CStr, data: &[u8]) -> Result<()> {
     let fd = rustix::fs::openat(CWD, path, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty()).during("open")?;
     match rustix::io::write(&fd, data) {
         Ok(n) if n == data.len() => Ok(()),
-        Ok(_) => Err(crate::error::Error::sys("write", Errno::IO)),
-        Err(e) => Err(crate::error::Error::sys("write", e)),
+        Ok(_) => Err(Error::sys("write", Errno::IO)),
+        Err(e) => Err(Error::sys("write", e)),
     }
 }
 
@@ -147,18 +131,9 @@ impl MapLine {
         self.len += 1;
     }
 
-    fn number(&mut self, mut n: u32) {
-        let mut digits = [0u8; 10];
-        let mut at = digits.len();
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        for &d in &digits[at..] {
+    fn number(&mut self, n: u32) {
+        let mut digits = [0u8; decimal::MAX_DIGITS];
+        for &d in decimal::format(n.into(), &mut digits) {
             self.byte(d);
         }
     }
@@ -202,8 +177,11 @@ mod tests {
     #[test]
     fn unprivileged_callers_get_a_network_namespace() {
         let user = Caller { uid: 1000, gid: 1000, sys_admin: false, net_admin: false };
-        assert_ne!(namespaces(&user, true, true, false) & CLONE_NEWNET, 0);
-        assert_eq!(namespaces(&user, false, true, false) & CLONE_NEWNET, 0);
-        assert_eq!(namespaces(&user, true, false, true), CLONE_NEWNS | CLONE_NEWUSER | CLONE_NEWIPC);
+        assert!(namespaces(&user, true, true, false).net);
+        assert!(!namespaces(&user, false, true, false).net);
+        assert_eq!(
+            namespaces(&user, true, false, true),
+            Namespaces { mount: true, user: true, net: false, ipc: true }
+        );
     }
 }

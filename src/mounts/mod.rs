@@ -3,6 +3,8 @@
 //!
 //! Paths are relative to the workspace (the tmpfs that becomes `/` during set-up): `oldroot` is the
 //! caller's root, `newroot` the sandbox's.
+//!
+//! A new kind of operation gets its function here, called from [`execute`].
 
 mod fresh;
 
@@ -10,70 +12,124 @@ use core::ffi::CStr;
 
 use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags};
 use rustix::io::Errno;
-use rustix::mount::{MoveMountFlags, OpenTreeFlags, UnmountFlags};
+use rustix::mount::{MountFlags, MountPropagationFlags, MoveMountFlags, OpenTreeFlags, UnmountFlags};
 
-use crate::arena::{FixedVec, MAX_LOWERDIRS, Scratch};
 use crate::cli::{Op, OpKind};
 use crate::error::{During, Error, Result};
+use crate::line::Line;
 use crate::path::{PathBuf, ResolveScratch, Resolved, is_tmp_dir, read_link, resolve};
-
-use crate::sys::{self, MOUNT_ATTR_RDONLY, MS_BIND, MS_MOVE, MS_REC, MS_SHARED};
-pub use fresh::ParentCache;
+use crate::plan::Plan;
+use crate::sys::{self, MOUNT_ATTR_RDONLY};
+use fresh::ParentCache;
 
 const OLDROOT: &[u8] = b"oldroot";
 const NEWROOT: &[u8] = b"newroot";
 const DIR_MODE: u32 = 0o755;
 const TMP_MODE: u32 = 0o1777;
 
-/// What the operations need besides themselves.
+/// The paths and open directories the operations work with, reused from one operation to the
+/// next (static memory: no heap, and pages are touched only when used).
+pub struct Storage {
+    /// The resolved source of a bind (under `oldroot`, or `newroot` for `+` sources), or a device
+    /// node; also a lower/upper directory of an overlay.
+    source: PathBuf,
+    /// The resolved destination under `newroot`.
+    target: PathBuf,
+    /// What `resolve` still has to walk (link target + rest of the path).
+    pending: PathBuf,
+    /// The target of the symlink just read.
+    link: PathBuf,
+    /// The overlay's mount options being assembled.
+    options: PathBuf,
+    /// A path looked at on the side: a `-nofollow` source's parent, DST as written.
+    probe: PathBuf,
+    /// The fast paths' parent directory, last component and scratch (see `fresh`).
+    parent: PathBuf,
+    name: PathBuf,
+    tmp: PathBuf,
+    /// Open parent directories of the current run of sources and destinations.
+    src_parent: ParentCache,
+    dst_parent: ParentCache,
+}
+
+impl Storage {
+    pub const fn new() -> Self {
+        Self {
+            source: PathBuf::new(),
+            target: PathBuf::new(),
+            pending: PathBuf::new(),
+            link: PathBuf::new(),
+            options: PathBuf::new(),
+            probe: PathBuf::new(),
+            parent: PathBuf::new(),
+            name: PathBuf::new(),
+            tmp: PathBuf::new(),
+            src_parent: ParentCache::new(),
+            dst_parent: ParentCache::new(),
+        }
+    }
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What the operations need besides the plan.
+#[derive(Debug, Clone, Copy)]
 pub struct Context<'a> {
-    pub scratch: &'a mut Scratch,
-    pub lowerdirs: &'a FixedVec<&'static CStr, MAX_LOWERDIRS>,
     /// The host path of the terminal on stderr, for `/dev/console`.
     pub ttyname: Option<&'a CStr>,
     /// The caller's umask; set-up runs with umask 0 and explicit modes.
-    pub umask: u32,
+    pub umask: Mode,
     /// `--debug`: print each operation before it runs.
     pub debug: bool,
 }
 
+/// One operation's view: the storage, the plan (for overlay lower directories), the context.
+struct Work<'w, 'p> {
+    scratch: &'w mut Storage,
+    plan: &'w Plan<'p>,
+    ttyname: Option<&'w CStr>,
+    umask: u32,
+}
+
 /// Builds the sandbox and makes it the root. On return the cwd is the new `/`.
-pub fn setup(ctx: &mut Context<'_>, ops: &FixedVec<Op, { crate::arena::MAX_OPS }>, order: &[u32]) -> Result<()> {
+pub fn setup(plan: &Plan<'_>, storage: &mut Storage, context: &Context<'_>) -> Result<()> {
     let stage = |e: Error| e.about("setup", None, None);
     // A tmpfs workspace, so that everything made here vanishes with the sandbox.
-    sys::mount(Some(c"tmpfs"), c"/tmp", Some(c"tmpfs"), 0, None)
+    rustix::mount::mount(c"tmpfs", c"/tmp", c"tmpfs", MountFlags::empty(), None)
         .during("mount")
         .map_err(|e| e.about("setup /tmp", None, None))?;
     rustix::process::chdir(c"/tmp").during("chdir").map_err(stage)?;
     mkdir(c"newroot", DIR_MODE).during("mkdir").map_err(stage)?;
     mkdir(c"oldroot", DIR_MODE).during("mkdir").map_err(stage)?;
-    sys::mount(Some(c"newroot"), c"newroot", None, MS_BIND | MS_REC, None).during("mount").map_err(stage)?;
+    rustix::mount::mount_bind_recursive(c"newroot", c"newroot").during("mount").map_err(stage)?;
 
     if rustix::process::pivot_root(c".", c"oldroot").is_err() {
         // In an initramfs `/` is not a mount point and pivot_root() fails: move instead.
-        sys::mount(Some(c"/"), c"oldroot", None, MS_BIND | MS_REC, None).during("mount").map_err(stage)?;
-        sys::mount(Some(c"."), c"/", None, MS_MOVE, None).during("mount").map_err(stage)?;
+        rustix::mount::mount_bind_recursive(c"/", c"oldroot").during("mount").map_err(stage)?;
+        rustix::mount::mount_move(c".", c"/").during("mount").map_err(stage)?;
         rustix::process::chroot(c".").during("chroot").map_err(stage)?;
         rustix::process::chdir(c".").during("chdir").map_err(stage)?;
         // The workspace hid the caller's /tmp, which may hold sources: reveal it again.
         rustix::mount::unmount(c"oldroot/tmp", UnmountFlags::DETACH).during("umount2").map_err(stage)?;
     }
 
-    for &index in order {
-        let Some(op) = ops.get(index as usize) else {
-            continue;
-        };
+    let ctx = &mut Work { scratch: storage, plan, ttyname: context.ttyname, umask: context.umask.bits() };
+    for op in plan.iter() {
         // An operation outside the open destination parent may change it (mount over it, or
         // over one of its ancestors): open it again when next needed.
         if !ctx.scratch.dst_parent.covers(op.dst.to_bytes()) {
             ctx.scratch.dst_parent.forget();
         }
-        if ctx.debug {
-            let mut line = crate::error::Line::new();
+        if context.debug {
+            let mut line = Line::new();
             op.describe(&mut line);
             line.flush_to_stderr();
         }
-        execute(ctx, &op).map_err(|e| op.blame(e))?;
+        execute(ctx, op).map_err(|e| op.blame(e))?;
         if op.kind == OpKind::Symlink {
             // Defensive: a symlink made through a writable bind appears in the caller's tree too.
             ctx.scratch.src_parent.forget();
@@ -87,11 +143,13 @@ pub fn setup(ctx: &mut Context<'_>, ops: &FixedVec<Op, { crate::arena::MAX_OPS }
     rustix::process::pivot_root(c".", c".").during("pivot_root").map_err(stage)?;
     rustix::mount::unmount(c".", UnmountFlags::DETACH).during("umount2").map_err(stage)?;
     // A new peer group: mounts made inside propagate inside, never to the host.
-    sys::mount(None, c".", None, MS_SHARED | MS_REC, None).during("mount").map_err(stage)?;
+    rustix::mount::mount_change(c".", MountPropagationFlags::SHARED | MountPropagationFlags::REC)
+        .during("mount")
+        .map_err(stage)?;
     Ok(())
 }
 
-fn execute(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
+fn execute(ctx: &mut Work<'_, '_>, op: &Op) -> Result<()> {
     match op.kind {
         OpKind::Bind { follow: false, readonly, relative, .. } => bind_nofollow(ctx, op, readonly, relative),
         OpKind::Bind { readonly, required, relative, .. } => bind(ctx, op, readonly, required, relative),
@@ -111,13 +169,13 @@ fn execute(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
 /// `fresh`). `create` gets a directory, a name in it and the full path (for the mode rules).
 /// Returns None when the destination exists or its parent needs resolving.
 fn create_fresh<T>(
-    s: &mut Scratch,
+    s: &mut Storage,
     dst: &CStr,
     syscall: &'static str,
     create: impl FnOnce(rustix::fd::BorrowedFd<'_>, &CStr, &[u8]) -> core::result::Result<T, Errno>,
 ) -> Result<Option<T>> {
     let buffers = fresh::Buffers { parent: &mut s.parent, name: &mut s.name, tmp: &mut s.tmp };
-    fresh::create(&mut s.dst_parent, NEWROOT, dst, syscall, &mut s.b, buffers, create)
+    fresh::create(&mut s.dst_parent, NEWROOT, dst, syscall, &mut s.target, buffers, create)
 }
 
 /// Resolves `path` inside `root` into `out` (the original's `chase()`).
@@ -125,23 +183,23 @@ fn chase(root: &[u8], path: &CStr, out: &mut PathBuf, pending: &mut PathBuf, lin
     resolve(root, path.to_bytes(), out, ResolveScratch { pending, link }).during("readlink")
 }
 
-fn bind(ctx: &mut Context<'_>, op: &Op, readonly: bool, required: bool, relative: bool) -> Result<()> {
+fn bind(ctx: &mut Work<'_, '_>, op: &Op, readonly: bool, required: bool, relative: bool) -> Result<()> {
     let s = &mut *ctx.scratch;
     let fast = if relative {
         None
     } else {
         let buffers = fresh::Buffers { parent: &mut s.parent, name: &mut s.name, tmp: &mut s.tmp };
-        fresh::source(&mut s.src_parent, OLDROOT, op.src, &mut s.a, buffers)
+        fresh::source(&mut s.src_parent, OLDROOT, op.src, &mut s.source, buffers)
     };
     let src_type = match fast {
         Some(Some(kind)) => kind,
         Some(None) => return missing_source(required),
         None => {
             let root = if relative { NEWROOT } else { OLDROOT };
-            if !chase(root, op.src, &mut s.a, &mut s.pending, &mut s.link)?.exists {
+            if !chase(root, op.src, &mut s.source, &mut s.pending, &mut s.link)?.exists {
                 return missing_source(required);
             }
-            file_type(s.a.as_cstr()).during("stat")?
+            file_type(s.source.as_cstr()).during("stat")?
         }
     };
     let attrs = if readonly { MOUNT_ATTR_RDONLY } else { 0 };
@@ -153,25 +211,25 @@ fn bind(ctx: &mut Context<'_>, op: &Op, readonly: bool, required: bool, relative
         }
     };
     if create_fresh(s, op.dst, "mkdir", |dir, name, _| make_mount_point_at(dir, name))?.is_some() {
-        return bind_resolved(s.a.as_cstr(), s.b.as_cstr(), attrs);
+        return bind_resolved(s.source.as_cstr(), s.target.as_cstr(), attrs);
     }
 
-    let dst = chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?;
+    let dst = chase(NEWROOT, op.dst, &mut s.target, &mut s.pending, &mut s.link)?;
     // A file bound onto a symlink goes onto the symlink itself, not where it points.
     if src_type != FileType::Directory && written_dst_is_symlink(s, op, &dst)? {
-        join(&mut s.b, NEWROOT, op.dst)?;
-        return mount_rbind(s.a.as_cstr(), s.b.as_cstr(), attrs);
+        join(&mut s.target, NEWROOT, op.dst)?;
+        return mount_rbind(s.source.as_cstr(), s.target.as_cstr(), attrs);
     }
     if !dst.exists {
-        with_parents(&mut s.b, |p| make_mount_point_at(CWD, p)).during("mkdir")?;
+        with_parents(&mut s.target, |p| make_mount_point_at(CWD, p)).during("mkdir")?;
     }
-    bind_resolved(s.a.as_cstr(), s.b.as_cstr(), attrs)
+    bind_resolved(s.source.as_cstr(), s.target.as_cstr(), attrs)
 }
 
 /// `--[ro-]bind-nofollow`: like `bind`, but when SRC itself is a symlink, the link is bound (its
 /// parents are still resolved). A link needs a non-directory mount point: an existing symlink or
 /// file at DST, or an empty file made for it.
-fn bind_nofollow(ctx: &mut Context<'_>, op: &Op, readonly: bool, relative: bool) -> Result<()> {
+fn bind_nofollow(ctx: &mut Work<'_, '_>, op: &Op, readonly: bool, relative: bool) -> Result<()> {
     let s = &mut *ctx.scratch;
     let root = if relative { NEWROOT } else { OLDROOT };
     let name = crate::path::components(op.src.to_bytes()).next_back().unwrap_or(b"");
@@ -180,50 +238,50 @@ fn bind_nofollow(ctx: &mut Context<'_>, op: &Op, readonly: bool, relative: bool)
         return bind(ctx, op, readonly, true, relative);
     }
     // The parent, resolved as the original's chase(); then the last component as written.
-    s.opts.set(op.src.to_bytes()).during("stat")?;
-    s.opts.pop_component(0);
-    let parent = s.opts.as_bytes();
+    s.probe.set(op.src.to_bytes()).during("stat")?;
+    s.probe.pop_component(0);
+    let parent = s.probe.as_bytes();
     resolve(
         root,
         if parent.is_empty() { b"/" } else { parent },
-        &mut s.a,
+        &mut s.source,
         ResolveScratch { pending: &mut s.pending, link: &mut s.link },
     )
     .during("readlink")?;
-    s.a.push_component(name).during("stat")?;
-    let st = rustix::fs::statat(CWD, s.a.as_cstr(), AtFlags::SYMLINK_NOFOLLOW).during("open_tree")?;
+    s.source.push_component(name).during("stat")?;
+    let st = rustix::fs::statat(CWD, s.source.as_cstr(), AtFlags::SYMLINK_NOFOLLOW).during("open_tree")?;
     if FileType::from_raw_mode(st.st_mode) != FileType::Symlink {
         return bind(ctx, op, readonly, true, relative);
     }
     let attrs = if readonly { MOUNT_ATTR_RDONLY } else { 0 };
-    let dst = chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?;
+    let dst = chase(NEWROOT, op.dst, &mut s.target, &mut s.pending, &mut s.link)?;
     if written_dst_is_symlink(s, op, &dst)? {
-        join(&mut s.b, NEWROOT, op.dst)?;
+        join(&mut s.target, NEWROOT, op.dst)?;
     } else if !dst.exists {
-        with_parents(&mut s.b, |p| create_file(p, 0o644)).during("mknod")?;
+        with_parents(&mut s.target, |p| create_file(p, 0o644)).during("mknod")?;
     }
-    mount_rbind(s.a.as_cstr(), s.b.as_cstr(), attrs)
+    mount_rbind(s.source.as_cstr(), s.target.as_cstr(), attrs)
 }
 
 /// Whether DST *as written* (`newroot` + DST, parents followed by the kernel) is a symlink. The
 /// walk that resolved `dst` usually knows; when a parent was a symlink, one `lstat()` tells.
-fn written_dst_is_symlink(s: &mut Scratch, op: &Op, dst: &Resolved) -> Result<bool> {
+fn written_dst_is_symlink(s: &mut Storage, op: &Op, dst: &Resolved) -> Result<bool> {
     if let Some(known) = dst.written_is_link {
         return Ok(known);
     }
-    join(&mut s.opts, NEWROOT, op.dst)?;
-    Ok(rustix::fs::statat(CWD, s.opts.as_cstr(), AtFlags::SYMLINK_NOFOLLOW)
+    join(&mut s.probe, NEWROOT, op.dst)?;
+    Ok(rustix::fs::statat(CWD, s.probe.as_cstr(), AtFlags::SYMLINK_NOFOLLOW)
         .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink))
 }
 
 /// The directory a `--proc`, `--dev` or `--tmpfs` mounts on: DST resolved, and made with its
 /// parents (0755) when missing, like the original's `os.makedirs(chase(newroot, dst),
-/// exist_ok=True)`. Leaves the path in `s.b`.
-fn mount_point_dir(s: &mut Scratch, op: &Op) -> Result<()> {
+/// exist_ok=True)`. Leaves the path in `s.target`.
+fn mount_point_dir(s: &mut Storage, op: &Op) -> Result<()> {
     if create_fresh(s, op.dst, "mkdir", |dir, name, _| mkdir_at(dir, name, DIR_MODE))?.is_none()
-        && !chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?.exists
+        && !chase(NEWROOT, op.dst, &mut s.target, &mut s.pending, &mut s.link)?.exists
     {
-        mkdir_all(&mut s.b, DIR_MODE)?;
+        mkdir_all(&mut s.target, DIR_MODE)?;
     }
     Ok(())
 }
@@ -234,29 +292,29 @@ fn missing_source(required: bool) -> Result<()> {
     if required { Err(Error::sys("open_tree", Errno::NOENT)) } else { Ok(()) }
 }
 
-fn proc(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
+fn proc(ctx: &mut Work<'_, '_>, op: &Op) -> Result<()> {
     let s = &mut *ctx.scratch;
     mount_point_dir(s, op)?;
-    bind_resolved(c"oldroot/proc", s.b.as_cstr(), 0)
+    bind_resolved(c"oldroot/proc", s.target.as_cstr(), 0)
 }
 
-fn dev(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
+fn dev(ctx: &mut Work<'_, '_>, op: &Op) -> Result<()> {
     let s = &mut *ctx.scratch;
     mount_point_dir(s, op)?;
     // The mode matters: with tmpfs's default 1777, opening /dev/null fails with EACCES.
-    sys::mount(Some(c"tmpfs"), s.b.as_cstr(), Some(c"tmpfs"), 0, Some(c"mode=0755")).during("mount")?;
-    let base = s.b.len();
+    rustix::mount::mount(c"tmpfs", s.target.as_cstr(), c"tmpfs", MountFlags::empty(), c"mode=0755").during("mount")?;
+    let base = s.target.len();
 
     for node in [&b"null"[..], b"zero", b"full", b"random", b"urandom", b"tty", b"fuse"] {
-        s.a.set(b"oldroot/dev/").during("mount")?;
-        s.a.push(node).during("mount")?;
-        if node == b"fuse" && file_type(s.a.as_cstr()).is_err() {
+        s.source.set(b"oldroot/dev/").during("mount")?;
+        s.source.push(node).during("mount")?;
+        if node == b"fuse" && file_type(s.source.as_cstr()).is_err() {
             continue;
         }
-        s.b.truncate(base);
-        s.b.push_component(node).during("open")?;
-        create_file(s.b.as_cstr(), 0o644).during("mknod")?;
-        sys::mount(Some(s.a.as_cstr()), s.b.as_cstr(), None, MS_BIND, None).during("mount")?;
+        s.target.truncate(base);
+        s.target.push_component(node).during("open")?;
+        create_file(s.target.as_cstr(), 0o644).during("mknod")?;
+        rustix::mount::mount_bind(s.source.as_cstr(), s.target.as_cstr()).during("mount")?;
     }
     for (name, target) in [
         (&b"stdin"[..], c"/proc/self/fd/0"),
@@ -265,78 +323,78 @@ fn dev(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
         (b"fd", c"/proc/self/fd"),
         (b"core", c"/proc/kcore"),
     ] {
-        s.b.truncate(base);
-        s.b.push_component(name).during("symlink")?;
-        rustix::fs::symlinkat(target, CWD, s.b.as_cstr()).during("symlink")?;
+        s.target.truncate(base);
+        s.target.push_component(name).during("symlink")?;
+        rustix::fs::symlinkat(target, CWD, s.target.as_cstr()).during("symlink")?;
     }
-    s.b.truncate(base);
-    s.b.push_component(b"shm").during("mkdir")?;
-    mkdir(s.b.as_cstr(), TMP_MODE).during("mkdir")?;
-    s.b.truncate(base);
-    s.b.push_component(b"pts").during("mkdir")?;
-    mkdir(s.b.as_cstr(), DIR_MODE).during("mkdir")?;
-    sys::mount(Some(c"devpts"), s.b.as_cstr(), Some(c"devpts"), 0, Some(c"newinstance,ptmxmode=0666,mode=620"))
-        .during("mount")?;
-    s.b.truncate(base);
-    s.b.push_component(b"ptmx").during("symlink")?;
-    rustix::fs::symlinkat(c"pts/ptmx", CWD, s.b.as_cstr()).during("symlink")?;
+    s.target.truncate(base);
+    s.target.push_component(b"shm").during("mkdir")?;
+    mkdir(s.target.as_cstr(), TMP_MODE).during("mkdir")?;
+    s.target.truncate(base);
+    s.target.push_component(b"pts").during("mkdir")?;
+    mkdir(s.target.as_cstr(), DIR_MODE).during("mkdir")?;
+    let devpts_options = c"newinstance,ptmxmode=0666,mode=620";
+    rustix::mount::mount(c"devpts", s.target.as_cstr(), c"devpts", MountFlags::empty(), devpts_options).during("mount")?;
+    s.target.truncate(base);
+    s.target.push_component(b"ptmx").during("symlink")?;
+    rustix::fs::symlinkat(c"pts/ptmx", CWD, s.target.as_cstr()).during("symlink")?;
 
     if let Some(tty) = ctx.ttyname {
-        s.b.truncate(base);
-        s.b.push_component(b"console").during("open")?;
-        create_file(s.b.as_cstr(), 0o644).during("mknod")?;
-        join(&mut s.a, OLDROOT, tty)?;
-        sys::mount(Some(s.a.as_cstr()), s.b.as_cstr(), None, MS_BIND, None).during("mount")?;
+        s.target.truncate(base);
+        s.target.push_component(b"console").during("open")?;
+        create_file(s.target.as_cstr(), 0o644).during("mknod")?;
+        join(&mut s.source, OLDROOT, tty)?;
+        rustix::mount::mount_bind(s.source.as_cstr(), s.target.as_cstr()).during("mount")?;
     }
     Ok(())
 }
 
-fn tmpfs(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
+fn tmpfs(ctx: &mut Work<'_, '_>, op: &Op) -> Result<()> {
     let s = &mut *ctx.scratch;
     mount_point_dir(s, op)?;
-    let options = if is_tmp_dir(s.b.as_bytes()) { None } else { Some(c"mode=0755") };
-    sys::mount(Some(c"tmpfs"), s.b.as_cstr(), Some(c"tmpfs"), 0, options).during("mount")
+    let options = if is_tmp_dir(s.target.as_bytes()) { None } else { Some(c"mode=0755") };
+    rustix::mount::mount(c"tmpfs", s.target.as_cstr(), c"tmpfs", MountFlags::empty(), options).during("mount")
 }
 
-fn dir(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
+fn dir(ctx: &mut Work<'_, '_>, op: &Op) -> Result<()> {
     let s = &mut *ctx.scratch;
     if create_fresh(s, op.dst, "mkdir", |dir, name, full| mkdir_at(dir, name, tmp_or_dir_mode(full)))?.is_some()
-        || chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?.exists
+        || chase(NEWROOT, op.dst, &mut s.target, &mut s.pending, &mut s.link)?.exists
     {
         // Only if missing: an existing directory, or file, is left alone.
         return Ok(());
     }
-    let mode = tmp_or_dir_mode(s.b.as_bytes());
-    match with_parents(&mut s.b, |p| mkdir(p, mode)) {
+    let mode = tmp_or_dir_mode(s.target.as_bytes());
+    match with_parents(&mut s.target, |p| mkdir(p, mode)) {
         Ok(()) | Err(Errno::EXIST) => Ok(()),
         Err(e) => Err(Error::sys("mkdir", e)),
     }
 }
 
-fn symlink(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
+fn symlink(ctx: &mut Work<'_, '_>, op: &Op) -> Result<()> {
     let s = &mut *ctx.scratch;
     // Not chased, and parents are not created: as the original.
-    join(&mut s.b, NEWROOT, op.dst)?;
-    match rustix::fs::symlinkat(op.src, CWD, s.b.as_cstr()) {
+    join(&mut s.target, NEWROOT, op.dst)?;
+    match rustix::fs::symlinkat(op.src, CWD, s.target.as_cstr()) {
         Ok(()) => return Ok(()),
         Err(Errno::EXIST) => {}
         Err(e) => return Err(Error::sys("symlink", e)),
     }
-    if read_link(s.b.as_cstr(), &mut s.link).is_ok() && s.link.as_bytes() == op.src.to_bytes() {
+    if read_link(s.target.as_cstr(), &mut s.link).is_ok() && s.link.as_bytes() == op.src.to_bytes() {
         return Ok(());
     }
-    if file_type(s.b.as_cstr()) == Ok(FileType::Directory) {
+    if file_type(s.target.as_cstr()) == Ok(FileType::Directory) {
         return Err(Error::sys("symlink", Errno::EXIST));
     }
     // Over an existing file or symlink: make the link elsewhere and bind it over the file. This
     // works on read-only binds too, because EEXIST is reported before EROFS.
     rustix::fs::symlinkat(op.src, CWD, c"/symlink").during("symlink")?;
-    let result = mount_rbind(c"/symlink", s.b.as_cstr(), 0);
+    let result = mount_rbind(c"/symlink", s.target.as_cstr(), 0);
     let _ = rustix::fs::unlinkat(CWD, c"/symlink", AtFlags::empty());
     result
 }
 
-fn write(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
+fn write(ctx: &mut Work<'_, '_>, op: &Op) -> Result<()> {
     let s = &mut *ctx.scratch;
     let mode = Mode::from_raw_mode(0o666 & !ctx.umask);
     let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC | OFlags::NOCTTY;
@@ -345,8 +403,8 @@ fn write(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
     let fd = match made {
         Some(fd) => fd,
         None => {
-            chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?;
-            with_parents(&mut s.b, |p| rustix::fs::openat(CWD, p, flags, mode)).during("open")?
+            chase(NEWROOT, op.dst, &mut s.target, &mut s.pending, &mut s.link)?;
+            with_parents(&mut s.target, |p| rustix::fs::openat(CWD, p, flags, mode)).during("open")?
         }
     };
     let mut data = op.src.to_bytes();
@@ -358,7 +416,7 @@ fn write(ctx: &mut Context<'_>, op: &Op) -> Result<()> {
 }
 
 fn overlay(
-    ctx: &mut Context<'_>,
+    ctx: &mut Work<'_, '_>,
     op: &Op,
     lower_start: u32,
     lower_len: u32,
@@ -366,67 +424,68 @@ fn overlay(
     work: Option<&'static CStr>,
 ) -> Result<()> {
     let s = &mut *ctx.scratch;
-    let opts = &mut s.opts;
+    let opts = &mut s.options;
     let too_long = |e: Errno| Error::sys("mount", e);
     opts.set(b"lowerdir=").map_err(too_long)?;
     for k in 0..lower_len as usize {
-        let Some(lower) = ctx.lowerdirs.get(lower_start as usize + k) else {
+        let Some(&lower) = ctx.plan.lowerdirs(lower_start, lower_len).get(k) else {
             continue;
         };
-        chase(OLDROOT, lower, &mut s.a, &mut s.pending, &mut s.link)?;
+        chase(OLDROOT, lower, &mut s.source, &mut s.pending, &mut s.link)?;
         if k > 0 {
             opts.push(b":").map_err(too_long)?;
         }
-        opts.push(s.a.as_bytes()).map_err(too_long)?;
+        opts.push(s.source.as_bytes()).map_err(too_long)?;
     }
     // Without these, a mount fails when the upper directory was used with other lower ones before.
     opts.push(b",userxattr,index=off,metacopy=off").map_err(too_long)?;
 
-    chase(NEWROOT, op.dst, &mut s.b, &mut s.pending, &mut s.link)?;
-    let mode = tmp_or_dir_mode(s.b.as_bytes());
-    match with_parents(&mut s.b, |p| mkdir(p, mode)) {
+    chase(NEWROOT, op.dst, &mut s.target, &mut s.pending, &mut s.link)?;
+    let mode = tmp_or_dir_mode(s.target.as_bytes());
+    match with_parents(&mut s.target, |p| mkdir(p, mode)) {
         Ok(()) | Err(Errno::EXIST) => {}
         Err(e) => return Err(Error::sys("mkdir", e)),
     }
 
     if upper.is_some_and(|u| u.to_bytes() == b"tmpfs") {
-        sys::mount(Some(c"tmpfs"), s.b.as_cstr(), Some(c"tmpfs"), 0, Some(c"mode=0755")).during("mount")?;
-        let base = s.b.len();
-        s.b.push(b"/upper").during("mkdir")?;
-        mkdir(s.b.as_cstr(), mode).during("mkdir")?;
-        s.b.truncate(base);
-        s.b.push(b"/cache").during("mkdir")?;
-        mkdir(s.b.as_cstr(), DIR_MODE).during("mkdir")?;
-        s.b.truncate(base);
+        rustix::mount::mount(c"tmpfs", s.target.as_cstr(), c"tmpfs", MountFlags::empty(), c"mode=0755")
+            .during("mount")?;
+        let base = s.target.len();
+        s.target.push(b"/upper").during("mkdir")?;
+        mkdir(s.target.as_cstr(), mode).during("mkdir")?;
+        s.target.truncate(base);
+        s.target.push(b"/cache").during("mkdir")?;
+        mkdir(s.target.as_cstr(), DIR_MODE).during("mkdir")?;
+        s.target.truncate(base);
         for (key, sub) in [(&b",upperdir="[..], &b"/upper"[..]), (b",workdir=", b"/cache")] {
             opts.push(key).map_err(too_long)?;
-            opts.push(s.b.as_bytes()).map_err(too_long)?;
+            opts.push(s.target.as_bytes()).map_err(too_long)?;
             opts.push(sub).map_err(too_long)?;
         }
     } else {
         for (key, dir) in [(&b",upperdir="[..], upper), (b",workdir=", work)] {
             let Some(dir) = dir else { continue };
-            chase(OLDROOT, dir, &mut s.a, &mut s.pending, &mut s.link)?;
+            chase(OLDROOT, dir, &mut s.source, &mut s.pending, &mut s.link)?;
             opts.push(key).map_err(too_long)?;
-            opts.push(s.a.as_bytes()).map_err(too_long)?;
+            opts.push(s.source.as_bytes()).map_err(too_long)?;
         }
     }
-    sys::mount(Some(c"overlayfs"), s.b.as_cstr(), Some(c"overlay"), 0, Some(opts.as_cstr())).during("mount")
+    rustix::mount::mount(c"overlayfs", s.target.as_cstr(), c"overlay", MountFlags::empty(), opts.as_cstr()).during("mount")
 }
 
 /// A recursive bind between two resolved paths (no component of either is a symlink). A
 /// writable one needs only `mount(MS_BIND | MS_REC)`, one syscall where the new API takes three;
 /// a read-only one needs the new API to apply the flag to the whole tree.
-fn bind_resolved(src: &CStr, dst: &CStr, attrs: u64) -> Result<()> {
+fn bind_resolved(src: &CStr, dst: &CStr, attrs: u32) -> Result<()> {
     if attrs == 0 {
-        return sys::mount(Some(src), dst, None, MS_BIND | MS_REC, None).during("mount");
+        return rustix::mount::mount_bind_recursive(src, dst).during("mount");
     }
     mount_rbind(src, dst, attrs)
 }
 
 /// A recursive bind of `src` onto `dst` with the new mount API, which, unlike `mount(MS_BIND)`,
 /// can make a whole tree read-only and follows no symlink at either end.
-fn mount_rbind(src: &CStr, dst: &CStr, attrs: u64) -> Result<()> {
+fn mount_rbind(src: &CStr, dst: &CStr, attrs: u32) -> Result<()> {
     let flags = OpenTreeFlags::AT_NO_AUTOMOUNT
         | OpenTreeFlags::AT_RECURSIVE
         | OpenTreeFlags::AT_SYMLINK_NOFOLLOW

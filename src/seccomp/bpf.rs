@@ -16,16 +16,7 @@
 //! ```
 
 use super::Abi;
-
-/// `struct sock_filter`: one cBPF instruction.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct SockFilter {
-    pub code: u16,
-    pub jt: u8,
-    pub jf: u8,
-    pub k: u32,
-}
+pub use crate::sys::SockFilter;
 
 pub const LD_W_ABS: u16 = 0x20;
 pub const JMP_JA: u16 = 0x05;

@@ -53,8 +53,6 @@ pub fn native_abis() -> &'static [Abi] {
     tables::NATIVES.iter().find(|(name, _)| *name == arch).map_or(&[], |(_, abis)| abis)
 }
 
-const PR_SET_NO_NEW_PRIVS: u32 = 38;
-
 /// Assembles, verifies and installs the filter for the requested groups (nothing when neither is
 /// asked for). NO_NEW_PRIVS is set first, as libseccomp does; it is what allows an unprivileged
 /// process to install a filter.
@@ -68,6 +66,6 @@ pub fn install(chown: bool, sync: bool) -> Result<()> {
     bpf::assemble(abis, chown, sync, &mut program)
         .map_err(|_| subject(Error::message("", "seccomp filter too long")))?;
     bpf::verify(program.as_slice()).map_err(|_| subject(Error::message("", "seccomp filter failed verification")))?;
-    crate::sys::prctl(PR_SET_NO_NEW_PRIVS, 1, 0).during("prctl").map_err(subject)?;
+    rustix::thread::set_no_new_privs(true).during("prctl").map_err(subject)?;
     crate::sys::install_seccomp_filter(program.as_slice()).during("seccomp").map_err(subject)
 }

@@ -1,0 +1,51 @@
+//! Decimal numbers without formatting machinery: the one formatter (messages, `LISTEN_FDS`,
+//! `LISTEN_PID`, uid/gid maps) and the one parser (`--exec-fd`, `/proc/self/fd` names).
+
+/// Room for the digits of any `u64`.
+pub const MAX_DIGITS: usize = 20;
+
+/// The decimal digits of `n`, written at the end of `buf`.
+pub fn format(n: u64, buf: &mut [u8; MAX_DIGITS]) -> &[u8] {
+    let mut at = buf.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[at..]
+}
+
+/// A descriptor-sized number: 1 to 9 ASCII digits, nothing else (so it always fits an `i32`).
+pub fn parse(s: &[u8]) -> Option<u32> {
+    if s.is_empty() || s.len() > 9 || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(s.iter().fold(0u32, |n, &b| n * 10 + u32::from(b - b'0')))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        let mut b = [0u8; MAX_DIGITS];
+        assert_eq!(format(0, &mut b), b"0");
+        assert_eq!(format(4194304, &mut b), b"4194304");
+        assert_eq!(format(u64::MAX, &mut b), b"18446744073709551615");
+    }
+
+    #[test]
+    fn parses_descriptor_numbers_only() {
+        assert_eq!(parse(b"7"), Some(7));
+        assert_eq!(parse(b"007"), Some(7));
+        assert_eq!(parse(b"999999999"), Some(999_999_999));
+        for bad in [&b""[..], b"1234567890", b"-1", b"+1", b"1x", b" 1"] {
+            assert_eq!(parse(bad), None, "{bad:?}");
+        }
+    }
+}

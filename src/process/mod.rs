@@ -1,0 +1,107 @@
+//! The process around the sandbox: what must be learnt in the caller's namespaces before they are
+//! left ([`prepare`]), what is done after the mounts ([`finish`]), and the command's environment,
+//! descriptors and exec. Submodules by concern:
+//!
+//! - [`args`]: the argv/environ pointers of the C runtime (a boundary: `unsafe` allowed);
+//! - [`env`]: the new environment;
+//! - [`fds`]: `--pack-fds` (where inherited descriptor numbers become owned: `unsafe` allowed);
+//! - [`exec`]: `execvp()`.
+//!
+//! A step that runs between the mounts and the exec (say, forking an init for a PID namespace)
+//! belongs here, called from `run` after [`finish`].
+
+pub mod args;
+pub mod env;
+pub mod exec;
+pub mod fds;
+
+use core::ffi::CStr;
+
+use rustix::fs::{AtFlags, CWD, Mode};
+
+use crate::cli::{Chdir, OpKind, Settings};
+use crate::containers::Bump;
+use crate::decimal;
+use crate::error::{DERIVED_STRINGS, During, Overflow, Result};
+use crate::path::{PATH_CAP, PathBuf};
+use crate::plan::Plan;
+use crate::sys;
+use env::Environment;
+
+/// What was learnt in the caller's namespaces, for later stages.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Prepared {
+    /// The host path of the terminal on stderr, for `/dev/console`.
+    pub ttyname: Option<&'static CStr>,
+    /// The working directory to change to in the sandbox.
+    pub cwd: Option<&'static CStr>,
+}
+
+/// Work that must happen in the caller's namespaces: the cwd for `--same-dir`, the terminal name
+/// for `/dev/console`, and `--pack-fds` (with `LISTEN_FDS`/`LISTEN_PID`).
+pub fn prepare(
+    settings: &Settings,
+    plan: &Plan<'_>,
+    env: &mut Environment<'_>,
+    fds: &mut fds::Storage,
+    bump: &mut Bump<'static>,
+) -> Result<Prepared> {
+    let cwd = match settings.chdir {
+        Some(Chdir::Path(p)) => Some(p),
+        Some(Chdir::SameDir) => {
+            let mut buf = [0u8; PATH_CAP];
+            let cwd = sys::getcwd(&mut buf).during("getcwd").map_err(|e| e.about("--same-dir", None, None))?;
+            Some(bump.cstr(&[cwd]).overflow(DERIVED_STRINGS)?)
+        }
+        None => None,
+    };
+    let has_dev = plan.iter().any(|op| op.kind == OpKind::Dev);
+    let ttyname = if has_dev { stderr_ttyname(bump) } else { None };
+    let mut digits = [0u8; decimal::MAX_DIGITS];
+    let packed = if settings.pack_fds { fds::pack(fds)? } else { 0 };
+    if packed > 0 {
+        env.set(bump, b"LISTEN_FDS", decimal::format(packed as u64, &mut digits))?;
+    }
+    // The descriptors belong to this process, which the command replaces: LISTEN_PID names it.
+    // Also when the caller set LISTEN_FDS itself, as mkosi 25 does (its sandbox fixed the pid).
+    if packed > 0 || env.get(b"LISTEN_FDS").is_some() {
+        let pid = rustix::process::getpid().as_raw_nonzero().get() as u64;
+        env.set(bump, b"LISTEN_PID", decimal::format(pid, &mut digits))?;
+    }
+    Ok(Prepared { ttyname, cwd })
+}
+
+/// After the mounts: the working directory, the caller's umask, `--exec-fd`, `--suspend`.
+pub fn finish(settings: &Settings, prepared: &Prepared, umask: Mode) -> Result<()> {
+    if let Some(dir) = prepared.cwd {
+        let option = if matches!(settings.chdir, Some(Chdir::SameDir)) { "--same-dir" } else { "--chdir" };
+        rustix::process::chdir(dir).during("chdir").map_err(|e| e.about(option, Some(dir), None))?;
+    }
+    rustix::process::umask(umask);
+    if let Some(fd) = settings.exec_fd {
+        sys::set_cloexec(fd).during("fcntl").map_err(|e| e.about("--exec-fd", None, None))?;
+    }
+    if settings.suspend {
+        rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::STOP)
+            .during("kill")
+            .map_err(|e| e.about("--suspend", None, None))?;
+    }
+    Ok(())
+}
+
+/// The host path of the terminal on stderr (`os.ttyname(2)`), or None when stderr is not a
+/// terminal or its device node is not reachable under that name (then there is no console).
+fn stderr_ttyname(bump: &mut Bump<'static>) -> Option<&'static CStr> {
+    let stderr = sys::stderr();
+    if !rustix::termios::isatty(stderr) {
+        return None;
+    }
+    let mut path = PathBuf::new();
+    crate::path::read_link(c"/proc/self/fd/2", &mut path).ok()?;
+    let (ours, named) =
+        (rustix::fs::fstat(stderr).ok()?, rustix::fs::statat(CWD, path.as_cstr(), AtFlags::empty()).ok()?);
+    if ours.st_dev != named.st_dev || ours.st_ino != named.st_ino || ours.st_rdev != named.st_rdev {
+        return None;
+    }
+    bump.cstr(&[path.as_bytes()]).ok()
+}
