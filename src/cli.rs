@@ -10,7 +10,7 @@ use core::ffi::CStr;
 
 use crate::containers::FixedVec;
 use crate::decimal;
-use crate::error::{Error, Overflow, Result};
+use crate::error::{Error, Invalid, Limit, Overflow, Result};
 use crate::line::Line;
 
 /// Filesystem operations (`--bind`, `--dir`, ...). mkosi's largest calls carry a few hundred.
@@ -114,7 +114,7 @@ impl Op {
 
     /// Attaches this operation as the subject of an error.
     pub fn blame(&self, error: Error) -> Error {
-        error.about(self.option(), self.given, Some(self.dst))
+        error.for_option(self.option(), self.given, Some(self.dst))
     }
 }
 
@@ -206,7 +206,7 @@ pub fn parse<'s, A: Args + ?Sized>(args: &A, storage: &'s mut Storage) -> Result
                 i += 1;
                 Ok(args.arg(i - 1))
             } else {
-                Err(Error::message("", "missing argument").about(opt, prev, None))
+                Err(Error::invalid(Invalid::MissingArgument).for_option(opt, prev, None))
             }
         };
         match name {
@@ -238,7 +238,7 @@ pub fn parse<'s, A: Args + ?Sized>(args: &A, storage: &'s mut Storage) -> Result
                         kind
                     }
                 };
-                ops.push(Op { kind, src: c"", given: None, dst }).overflow("operations")?;
+                ops.push(Op { kind, src: c"", given: None, dst }).overflow(Limit::Operations)?;
             }
             b"--bind"
             | b"--ro-bind"
@@ -257,32 +257,32 @@ pub fn parse<'s, A: Args + ?Sized>(args: &A, storage: &'s mut Storage) -> Result
                     relative,
                     follow: !name.ends_with(b"-nofollow"),
                 };
-                ops.push(Op { kind, src: stripped, given: Some(src), dst }).overflow("operations")?;
+                ops.push(Op { kind, src: stripped, given: Some(src), dst }).overflow(Limit::Operations)?;
             }
             b"--symlink" | b"--write" => {
                 let opt = option_name(name);
                 let src = value(opt, None)?;
                 let dst = value(opt, Some(src))?;
                 let kind = if name == b"--symlink" { OpKind::Symlink } else { OpKind::Write };
-                ops.push(Op { kind, src, given: Some(src), dst }).overflow("operations")?;
+                ops.push(Op { kind, src, given: Some(src), dst }).overflow(Limit::Operations)?;
             }
             b"--overlay-lowerdir" => {
                 let dir = value("--overlay-lowerdir", None)?;
-                lowerdirs.push(dir).overflow("--overlay-lowerdir entries")?;
+                lowerdirs.push(dir).overflow(Limit::Lowerdirs)?;
             }
             b"--overlay-upperdir" => upper = Some(value("--overlay-upperdir", None)?),
             b"--overlay-workdir" => work = Some(value("--overlay-workdir", None)?),
             b"--unsetenv" => {
                 let name = value("--unsetenv", None)?;
-                unsetenv.push(name).overflow("--unsetenv entries")?;
+                unsetenv.push(name).overflow(Limit::Unsetenv)?;
             }
             b"--setenv" => {
                 let key = value("--setenv", None)?;
                 let val = value("--setenv", Some(key))?;
                 if key.to_bytes().is_empty() || key.to_bytes().contains(&b'=') {
-                    return Err(Error::message("", "invalid variable name").about("--setenv", Some(key), None));
+                    return Err(Error::invalid(Invalid::VariableName).for_option("--setenv", Some(key), None));
                 }
-                setenv.push((key, val)).overflow("--setenv entries")?;
+                setenv.push((key, val)).overflow(Limit::Setenv)?;
             }
             b"--chdir" => settings.chdir = Some(Chdir::Path(value("--chdir", None)?)),
             b"--same-dir" => settings.chdir = Some(Chdir::SameDir),
@@ -291,11 +291,7 @@ pub fn parse<'s, A: Args + ?Sized>(args: &A, storage: &'s mut Storage) -> Result
                 match decimal::parse(fd.to_bytes()) {
                     Some(n) => settings.exec_fd = Some(n as i32),
                     None => {
-                        return Err(Error::message("", "not a file descriptor number").about(
-                            "--exec-fd",
-                            Some(fd),
-                            None,
-                        ));
+                        return Err(Error::invalid(Invalid::NotADescriptor).for_option("--exec-fd", Some(fd), None));
                     }
                 }
             }
@@ -308,7 +304,7 @@ pub fn parse<'s, A: Args + ?Sized>(args: &A, storage: &'s mut Storage) -> Result
             b"--pack-fds" => settings.pack_fds = true,
             b"--debug" => settings.debug = true,
             _ if name.first() == Some(&b'-') => {
-                return Err(Error::message("", "unrecognized option").about("", Some(arg), None));
+                return Err(Error::invalid(Invalid::UnrecognizedOption).for_argument(arg));
             }
             _ => {
                 i -= 1;
@@ -320,7 +316,7 @@ pub fn parse<'s, A: Args + ?Sized>(args: &A, storage: &'s mut Storage) -> Result
 
     for op in ops.iter() {
         if op.dst.to_bytes().first() != Some(&b'/') {
-            return Err(op.blame(Error::message("", "destination is not an absolute path")));
+            return Err(op.blame(Error::invalid(Invalid::RelativeDestination)));
         }
     }
     Ok(Parsed::Run(Request {

@@ -1,5 +1,6 @@
-//! Errors: one line on stderr naming the option, its paths and the cause; the original's
-//! explanations for ENOSYS and for a forbidden `unshare()`.
+//! Errors: what failed (the [`Cause`]) and about what (the [`Subject`]), rendered as one line on
+//! stderr naming the option, its paths and the cause; the original's explanations for ENOSYS and
+//! for a forbidden `unshare()`.
 
 use core::ffi::CStr;
 
@@ -8,21 +9,186 @@ use rustix::io::Errno;
 use crate::containers::Full;
 use crate::line::Line;
 
+/// A syscall that was made and failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Syscall {
+    Capget,
+    Capset,
+    Chdir,
+    Chroot,
+    /// `execve()` of each candidate of the PATH search, named as the original names it.
+    Execvp,
+    Fcntl,
+    Getcwd,
+    Getdents64,
+    Kill,
+    Mkdir,
+    Mknod,
+    Mount,
+    MountSetattr,
+    MoveMount,
+    Open,
+    OpenTree,
+    PivotRoot,
+    Prctl,
+    Readlink,
+    Seccomp,
+    Stat,
+    Symlink,
+    Umount2,
+    Unshare,
+    Write,
+}
+
+impl Syscall {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Syscall::Capget => "capget",
+            Syscall::Capset => "capset",
+            Syscall::Chdir => "chdir",
+            Syscall::Chroot => "chroot",
+            Syscall::Execvp => "execvp",
+            Syscall::Fcntl => "fcntl",
+            Syscall::Getcwd => "getcwd",
+            Syscall::Getdents64 => "getdents64",
+            Syscall::Kill => "kill",
+            Syscall::Mkdir => "mkdir",
+            Syscall::Mknod => "mknod",
+            Syscall::Mount => "mount",
+            Syscall::MountSetattr => "mount_setattr",
+            Syscall::MoveMount => "move_mount",
+            Syscall::Open => "open",
+            Syscall::OpenTree => "open_tree",
+            Syscall::PivotRoot => "pivot_root",
+            Syscall::Prctl => "prctl",
+            Syscall::Readlink => "readlink",
+            Syscall::Seccomp => "seccomp",
+            Syscall::Stat => "stat",
+            Syscall::Symlink => "symlink",
+            Syscall::Umount2 => "umount2",
+            Syscall::Unshare => "unshare",
+            Syscall::Write => "write",
+        }
+    }
+}
+
+/// Input this program refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invalid {
+    MissingArgument,
+    UnrecognizedOption,
+    RelativeDestination,
+    VariableName,
+    NotADescriptor,
+    /// The seccomp program does not fit its buffer.
+    FilterTooLong,
+    /// The seccomp program fails our copy of the kernel's checks.
+    FilterUnverifiable,
+}
+
+impl Invalid {
+    pub const fn text(self) -> &'static str {
+        match self {
+            Invalid::MissingArgument => "missing argument",
+            Invalid::UnrecognizedOption => "unrecognized option",
+            Invalid::RelativeDestination => "destination is not an absolute path",
+            Invalid::VariableName => "invalid variable name",
+            Invalid::NotADescriptor => "not a file descriptor number",
+            Invalid::FilterTooLong => "seccomp filter too long",
+            Invalid::FilterUnverifiable => "seccomp filter failed verification",
+        }
+    }
+}
+
+/// A fixed capacity (see the `MAX_*` constants of the stages that own the storage).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    Operations,
+    Lowerdirs,
+    Setenv,
+    Unsetenv,
+    Environment,
+    PackFds,
+    /// The byte bump for sort keys, `NAME=VALUE` pairs and the cwd.
+    DerivedStrings,
+}
+
+impl Limit {
+    pub const fn text(self) -> &'static str {
+        match self {
+            Limit::Operations => "operations",
+            Limit::Lowerdirs => "--overlay-lowerdir entries",
+            Limit::Setenv => "--setenv entries",
+            Limit::Unsetenv => "--unsetenv entries",
+            Limit::Environment => "environment entries",
+            Limit::PackFds => "descriptors for --pack-fds",
+            Limit::DerivedStrings => "bytes for derived strings",
+        }
+    }
+}
+
 /// What went wrong, without the subject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cause {
     /// A syscall failed.
-    Sys { syscall: &'static str, errno: Errno },
-    /// Bad input or a broken invariant, described in words.
-    Text(&'static str),
+    Sys { syscall: Syscall, errno: Errno },
+    /// A path grew longer than PATH_MAX while it was being built (no syscall was made).
+    PathTooLong,
+    /// A required bind source does not exist.
+    SourceMissing,
+    /// Bad input.
+    Invalid(Invalid),
     /// A fixed capacity was exceeded.
-    Capacity { what: &'static str, max: usize },
+    Capacity { what: Limit, max: usize },
+}
+
+/// A stage of the set-up that is not an option's operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The root dance around the operations (`mounts::setup`).
+    Setup,
+    /// Making `/` a slave when there is no user namespace.
+    RootPropagation,
+    Unshare,
+    UserNamespace,
+    Capabilities,
+}
+
+impl Stage {
+    pub const fn label(self) -> &'static str {
+        match self {
+            Stage::Setup => "setup",
+            Stage::RootPropagation => "mount /",
+            Stage::Unshare => "unshare",
+            Stage::UserNamespace => "user namespace",
+            Stage::Capabilities => "capabilities",
+        }
+    }
+
+    /// Whether the stage is that one syscall (then naming the syscall again says nothing).
+    const fn is(self, syscall: Syscall) -> bool {
+        matches!((self, syscall), (Stage::Unshare, Syscall::Unshare))
+    }
+}
+
+/// What the error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    /// Not named (yet): the first `for_*` call names it.
+    Unnamed,
+    /// An option and its arguments as given: the option says what was done, so the failing
+    /// syscall is not named.
+    Option(&'static str),
+    /// A stage: the failing syscall is named after it.
+    Stage(Stage),
+    /// The command to execute, or an argument that is not an option (only the argument is shown).
+    Argument,
 }
 
 /// An error with its subject: the option (or stage) and up to two of its arguments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Error {
-    pub subject: &'static str,
+    pub subject: Subject,
     pub args: [Option<&'static CStr>; 2],
     pub cause: Cause,
 }
@@ -30,25 +196,49 @@ pub struct Error {
 pub type Result<T> = core::result::Result<T, Error>;
 
 impl Error {
-    pub const fn sys(syscall: &'static str, errno: Errno) -> Self {
-        Self { subject: "", args: [None, None], cause: Cause::Sys { syscall, errno } }
+    pub const fn new(cause: Cause) -> Self {
+        Self { subject: Subject::Unnamed, args: [None, None], cause }
     }
 
-    pub const fn message(subject: &'static str, text: &'static str) -> Self {
-        Self { subject, args: [None, None], cause: Cause::Text(text) }
+    pub const fn sys(syscall: Syscall, errno: Errno) -> Self {
+        Self::new(Cause::Sys { syscall, errno })
     }
 
-    pub const fn capacity(what: &'static str, max: usize) -> Self {
-        Self { subject: "", args: [None, None], cause: Cause::Capacity { what, max } }
+    pub const fn invalid(what: Invalid) -> Self {
+        Self::new(Cause::Invalid(what))
+    }
+
+    pub const fn capacity(what: Limit, max: usize) -> Self {
+        Self::new(Cause::Capacity { what, max })
     }
 
     /// Names the subject unless a more precise one was already named.
-    pub fn about(mut self, subject: &'static str, a: Option<&'static CStr>, b: Option<&'static CStr>) -> Self {
-        if self.subject.is_empty() {
+    fn about(mut self, subject: Subject, args: [Option<&'static CStr>; 2]) -> Self {
+        if self.subject == Subject::Unnamed {
             self.subject = subject;
-            self.args = [a, b];
+            self.args = args;
         }
         self
+    }
+
+    /// About option `option` with its arguments `a` and `b`.
+    pub fn for_option(self, option: &'static str, a: Option<&'static CStr>, b: Option<&'static CStr>) -> Self {
+        self.about(Subject::Option(option), [a, b])
+    }
+
+    /// About a stage of the set-up.
+    pub fn in_stage(self, stage: Stage) -> Self {
+        self.about(Subject::Stage(stage), [None, None])
+    }
+
+    /// About a stage of the set-up, at `path`.
+    pub fn in_stage_at(self, stage: Stage, path: &'static CStr) -> Self {
+        self.about(Subject::Stage(stage), [Some(path), None])
+    }
+
+    /// About an argument: the command, or a word that is not an option.
+    pub fn for_argument(self, argument: &'static CStr) -> Self {
+        self.about(Subject::Argument, [Some(argument), None])
     }
 
     pub fn errno(&self) -> Option<Errno> {
@@ -58,12 +248,17 @@ impl Error {
         }
     }
 
-    /// Writes the one-line message into `out`; returns the length used.
+    /// Writes the one-line message into `out`.
     pub fn render(&self, out: &mut Line) {
         out.push(b"mkosi-sandbox: ");
+        let label = match self.subject {
+            Subject::Option(option) => option,
+            Subject::Stage(stage) => stage.label(),
+            Subject::Unnamed | Subject::Argument => "",
+        };
         let mut any = false;
-        if !self.subject.is_empty() {
-            out.push(self.subject.as_bytes());
+        if !label.is_empty() {
+            out.push(label.as_bytes());
             any = true;
         }
         for arg in self.args.iter().flatten() {
@@ -78,17 +273,23 @@ impl Error {
         }
         match self.cause {
             Cause::Sys { syscall, errno } => {
-                // Operations name their option; stages also name the failing syscall.
-                if self.subject != syscall && !self.subject.starts_with("--") {
-                    out.push(syscall.as_bytes());
+                let named = match self.subject {
+                    Subject::Option(_) => false,
+                    Subject::Stage(stage) => !stage.is(syscall),
+                    Subject::Unnamed | Subject::Argument => true,
+                };
+                if named {
+                    out.push(syscall.name().as_bytes());
                     out.push(b": ");
                 }
                 out.push(strerror(errno).as_bytes());
             }
-            Cause::Text(text) => out.push(text.as_bytes()),
+            Cause::PathTooLong => out.push(strerror(Errno::NAMETOOLONG).as_bytes()),
+            Cause::SourceMissing => out.push(strerror(Errno::NOENT).as_bytes()),
+            Cause::Invalid(what) => out.push(what.text().as_bytes()),
             Cause::Capacity { what, max } => {
                 out.push(b"too many ");
-                out.push(what.as_bytes());
+                out.push(what.text().as_bytes());
                 out.push(b" (max ");
                 out.push_u64(max as u64);
                 out.push(b")");
@@ -100,25 +301,33 @@ impl Error {
 
 /// Names the syscall behind a raw kernel error.
 pub trait During<T> {
-    fn during(self, syscall: &'static str) -> Result<T>;
+    fn during(self, syscall: Syscall) -> Result<T>;
 }
 
 impl<T> During<T> for core::result::Result<T, Errno> {
-    fn during(self, syscall: &'static str) -> Result<T> {
+    fn during(self, syscall: Syscall) -> Result<T> {
         self.map_err(|errno| Error::sys(syscall, errno))
     }
 }
 
-/// What a full byte bump (`containers::Bump`) ran out of.
-pub const DERIVED_STRINGS: &str = "bytes for derived strings";
+/// A path buffer that overflowed while a path was built: no syscall was made.
+pub trait TooLong<T> {
+    fn too_long(self) -> Result<T>;
+}
+
+impl<T> TooLong<T> for core::result::Result<T, Errno> {
+    fn too_long(self) -> Result<T> {
+        self.map_err(|_| Error::new(Cause::PathTooLong))
+    }
+}
 
 /// Turns a full container into the error naming its capacity.
 pub trait Overflow<T> {
-    fn overflow(self, what: &'static str) -> Result<T>;
+    fn overflow(self, what: Limit) -> Result<T>;
 }
 
 impl<T> Overflow<T> for core::result::Result<T, Full> {
-    fn overflow(self, what: &'static str) -> Result<T> {
+    fn overflow(self, what: Limit) -> Result<T> {
         self.map_err(|full| Error::capacity(what, full.capacity))
     }
 }
@@ -212,26 +421,44 @@ mod tests {
 
     #[test]
     fn op_errors_name_option_paths_and_cause() {
-        let e = Error::sys("open_tree", Errno::NOENT).about("--ro-bind", Some(c"/nope"), Some(c"/x"));
+        let e = Error::sys(Syscall::OpenTree, Errno::NOENT).for_option("--ro-bind", Some(c"/nope"), Some(c"/x"));
         assert_eq!(text(e), "mkosi-sandbox: --ro-bind /nope /x: No such file or directory\n");
+        let e = Error::new(Cause::SourceMissing).for_option("--bind", Some(c"+/nope"), Some(c"/x"));
+        assert_eq!(text(e), "mkosi-sandbox: --bind +/nope /x: No such file or directory\n");
+        let e = Error::new(Cause::PathTooLong).for_option("--dir", None, Some(c"/x"));
+        assert_eq!(text(e), "mkosi-sandbox: --dir /x: File name too long\n");
     }
 
     #[test]
     fn stage_errors_name_the_syscall() {
-        let e = Error::sys("pivot_root", Errno::INVAL).about("setup", None, None);
+        let e = Error::sys(Syscall::PivotRoot, Errno::INVAL).in_stage(Stage::Setup);
         assert_eq!(text(e), "mkosi-sandbox: setup: pivot_root: Invalid argument\n");
-        let e = Error::sys("unshare", Errno::PERM).about("unshare", None, None);
+        let e = Error::sys(Syscall::Mount, Errno::PERM).in_stage_at(Stage::Setup, c"/tmp");
+        assert_eq!(text(e), "mkosi-sandbox: setup /tmp: mount: Operation not permitted\n");
+        let e = Error::sys(Syscall::Unshare, Errno::PERM).in_stage(Stage::Unshare);
         assert_eq!(text(e), "mkosi-sandbox: unshare: Operation not permitted\n");
+        let e = Error::sys(Syscall::Capget, Errno::PERM);
+        assert_eq!(text(e), "mkosi-sandbox: capget: Operation not permitted\n");
+        let e = Error::sys(Syscall::Execvp, Errno::NOENT).for_argument(c"nope");
+        assert_eq!(text(e), "mkosi-sandbox: nope: execvp: No such file or directory\n");
     }
 
     #[test]
     fn capacity_errors_give_the_limit() {
-        assert_eq!(text(Error::capacity("operations", 8192)), "mkosi-sandbox: too many operations (max 8192)\n");
+        assert_eq!(
+            text(Error::capacity(Limit::Operations, 8192)),
+            "mkosi-sandbox: too many operations (max 8192)\n"
+        );
+        let full: core::result::Result<(), Full> = Err(Full { capacity: 1024 });
+        assert_eq!(
+            text(full.overflow(Limit::Lowerdirs).unwrap_err()),
+            "mkosi-sandbox: too many --overlay-lowerdir entries (max 1024)\n"
+        );
     }
 
     #[test]
     fn first_subject_wins() {
-        let e = Error::message("--dir", "x").about("--bind", None, None);
-        assert_eq!(e.subject, "--dir");
+        let e = Error::invalid(Invalid::MissingArgument).for_option("--dir", None, None).for_option("--bind", None, None);
+        assert_eq!(e.subject, Subject::Option("--dir"));
     }
 }

@@ -53,7 +53,7 @@ pub mod userns;
 
 use cli::Parsed;
 use containers::Bump;
-use error::{Cause, Error};
+use error::{Cause, Error, Syscall};
 use line::Line;
 use process::args::{CArgs, CEnv};
 use process::env::Environment;
@@ -144,12 +144,12 @@ pub fn run(args: &CArgs, environ: &CEnv, storage: &'static mut Storage) -> i32 {
 
         let (command, argv) = args.command(settings.command);
         let errno = process::exec::execvp(command, argv, &env, exec);
-        Err(Error::sys("execvp", errno).about("", Some(command), None))
+        Err(Error::sys(Syscall::Execvp, errno).for_argument(command))
     })();
     match result {
         Ok(_) => 0,
         Err(e) => {
-            let not_found = e.errno() == Some(Errno::NOENT) && matches!(e.cause, Cause::Sys { syscall: "execvp", .. });
+            let not_found = e.errno() == Some(Errno::NOENT) && matches!(e.cause, Cause::Sys { syscall: Syscall::Execvp, .. });
             let status = report(&e, term_is_dumb);
             if not_found { EXIT_NOT_FOUND } else { status }
         }
@@ -164,8 +164,8 @@ fn report(error: &Error, term_is_dumb: bool) -> i32 {
     let line = &mut line;
     if let Cause::Sys { syscall, errno } = error.cause {
         if errno == Errno::NOSYS {
-            error::explain_enosys(line, syscall, error::styles(term_is_dumb));
-        } else if errno == Errno::PERM && syscall == "unshare" {
+            error::explain_enosys(line, syscall.name(), error::styles(term_is_dumb));
+        } else if errno == Errno::PERM && syscall == Syscall::Unshare {
             error::explain_unshare_eperm(line, error::styles(term_is_dumb));
         }
     }

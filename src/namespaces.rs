@@ -6,7 +6,7 @@
 use rustix::mount::MountPropagationFlags;
 
 use crate::cli::Settings;
-use crate::error::{During, Result};
+use crate::error::{During, Result, Stage, Syscall};
 use crate::{seccomp, sys, userns};
 
 pub fn enter(settings: &Settings) -> Result<()> {
@@ -15,18 +15,18 @@ pub fn enter(settings: &Settings) -> Result<()> {
     let namespaces = userns::namespaces(&caller, userns, settings.unshare_net, settings.unshare_ipc);
     let chown = settings.suppress_chown && (userns || userns::uid_map_has_single_user());
     seccomp::install(chown, settings.suppress_sync)?;
-    sys::unshare(namespaces).during("unshare").map_err(|e| e.about("unshare", None, None))?;
+    sys::unshare(namespaces).during(Syscall::Unshare).map_err(|e| e.in_stage(Stage::Unshare))?;
     if userns {
-        userns::write_maps(&caller, settings.become_root).map_err(|e| e.about("user namespace", None, None))?;
+        userns::write_maps(&caller, settings.become_root).map_err(|e| e.in_stage(Stage::UserNamespace))?;
         if !settings.become_root {
-            userns::raise_ambient().map_err(|e| e.about("capabilities", None, None))?;
+            userns::raise_ambient().map_err(|e| e.in_stage(Stage::Capabilities))?;
         }
     } else {
         // A user namespace makes the copied mounts slaves by itself; without one, do it here so
         // that nothing done in the sandbox propagates to the host.
         rustix::mount::mount_change(c"/", MountPropagationFlags::DOWNSTREAM | MountPropagationFlags::REC)
-            .during("mount")
-            .map_err(|e| e.about("mount /", None, None))?;
+            .during(Syscall::Mount)
+            .map_err(|e| e.in_stage(Stage::RootPropagation))?;
     }
     Ok(())
 }

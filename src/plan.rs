@@ -9,7 +9,7 @@ use core::ffi::CStr;
 
 use crate::cli::{MAX_OPS, Op, OpKind, Request};
 use crate::containers::{Bump, FixedVec};
-use crate::error::{DERIVED_STRINGS, Overflow, Result};
+use crate::error::{Limit, Overflow, Result};
 use crate::path::{components, key_len, write_key};
 
 /// The planner's working storage: a key per operation, the order, the binds being compared.
@@ -97,7 +97,7 @@ fn is_plain(path: &[u8]) -> bool {
 }
 
 fn make_key(path: &[u8], bump: &mut Bump<'static>) -> Result<&'static [u8]> {
-    let buf = bump.alloc(key_len(path)).overflow(DERIVED_STRINGS)?;
+    let buf = bump.alloc(key_len(path)).overflow(Limit::DerivedStrings)?;
     write_key(path, buf);
     Ok(buf)
 }
@@ -138,7 +138,7 @@ pub fn plan<'a>(request: &Request<'a>, storage: &'a mut Storage, bump: &mut Bump
             nbinds += 1;
         }
         // As many keys as operations, whose capacity parsing enforced.
-        keys.push(k).overflow("operations")?;
+        keys.push(k).overflow(Limit::Operations)?;
     }
     let binds = &mut binds[..nbinds];
 

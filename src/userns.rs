@@ -7,7 +7,7 @@ use rustix::process::DumpableBehavior;
 use rustix::thread::{CapabilitySet, CapabilitySets};
 
 use crate::decimal;
-use crate::error::{During, Error, Result};
+use crate::error::{During, Error, Result, Syscall};
 use crate::sys::Namespaces;
 
 /// The caller's identity and capabilities, read once (one capget() instead of reading
@@ -22,7 +22,7 @@ pub struct Caller {
 
 impl Caller {
     pub fn current() -> Result<Self> {
-        let caps = rustix::thread::capabilities(None).during("capget")?;
+        let caps = rustix::thread::capabilities(None).during(Syscall::Capget)?;
         Ok(Self {
             uid: rustix::process::getuid().as_raw(),
             gid: rustix::process::getgid().as_raw(),
@@ -50,7 +50,7 @@ pub fn namespaces(caller: &Caller, userns: bool, unshare_net: bool, unshare_ipc:
 pub fn write_maps(caller: &Caller, become_root: bool) -> Result<()> {
     // A process that changed ids without exec is not dumpable, and then its /proc files belong to
     // root and the maps cannot be written.
-    rustix::process::set_dumpable_behavior(DumpableBehavior::Dumpable).during("prctl")?;
+    rustix::process::set_dumpable_behavior(DumpableBehavior::Dumpable).during(Syscall::Prctl)?;
     let inside = |id: u32| if become_root { 0 } else { id };
     write_proc_file(c"/proc/self/setgroups", b"deny")?;
     let mut line = MapLine::new();
@@ -63,14 +63,14 @@ pub fn write_maps(caller: &Caller, become_root: bool) -> Result<()> {
 /// Without `--become-root`: the caller keeps its uid, so its capabilities in the new namespace
 /// would be lost at exec. Make them inheritable and ambient, so the command can mount too.
 pub fn raise_ambient() -> Result<()> {
-    let caps = rustix::thread::capabilities(None).during("capget")?;
+    let caps = rustix::thread::capabilities(None).during(Syscall::Capget)?;
     let sets = CapabilitySets { effective: caps.effective, permitted: caps.permitted, inheritable: caps.permitted };
-    rustix::thread::set_capabilities(None, sets).during("capset")?;
+    rustix::thread::set_capabilities(None, sets).during(Syscall::Capset)?;
     let bits = caps.effective.bits();
     for cap in 0..64u32 {
         if bits & (1u64 << cap) != 0 {
             rustix::thread::configure_capability_in_ambient_set(CapabilitySet::from_bits_retain(1 << cap), true)
-                .during("prctl")?;
+                .during(Syscall::Prctl)?;
         }
     }
     Ok(())
@@ -97,11 +97,11 @@ fn single_user_map(text: &[u8]) -> bool {
 }
 
 fn write_proc_file(path: &core::ffi::CStr, data: &[u8]) -> Result<()> {
-    let fd = rustix::fs::openat(CWD, path, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty()).during("open")?;
+    let fd = rustix::fs::openat(CWD, path, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty()).during(Syscall::Open)?;
     match rustix::io::write(&fd, data) {
         Ok(n) if n == data.len() => Ok(()),
-        Ok(_) => Err(Error::sys("write", Errno::IO)),
-        Err(e) => Err(Error::sys("write", e)),
+        Ok(_) => Err(Error::sys(Syscall::Write, Errno::IO)),
+        Err(e) => Err(Error::sys(Syscall::Write, e)),
     }
 }
 

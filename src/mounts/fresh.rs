@@ -18,7 +18,7 @@ use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Syscall};
 use crate::path::{PathBuf, components};
 
 /// An open parent directory and the written path it was opened for.
@@ -146,7 +146,7 @@ pub fn create<T>(
     cache: &mut ParentCache,
     root: &[u8],
     dst: &CStr,
-    syscall: &'static str,
+    syscall: Syscall,
     out: &mut PathBuf,
     b: Buffers<'_>,
     create: impl FnOnce(BorrowedFd<'_>, &CStr, &[u8]) -> core::result::Result<T, Errno>,

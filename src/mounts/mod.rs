@@ -15,7 +15,7 @@ use rustix::io::Errno;
 use rustix::mount::{MountFlags, MountPropagationFlags, MoveMountFlags, OpenTreeFlags, UnmountFlags};
 
 use crate::cli::{Op, OpKind};
-use crate::error::{During, Error, Result};
+use crate::error::{Cause, During, Error, Result, Stage, Syscall, TooLong};
 use crate::line::Line;
 use crate::path::{PathBuf, ResolveScratch, Resolved, is_tmp_dir, read_link, resolve};
 use crate::plan::Plan;
@@ -97,24 +97,24 @@ struct Work<'w, 'p> {
 
 /// Builds the sandbox and makes it the root. On return the cwd is the new `/`.
 pub fn setup(plan: &Plan<'_>, storage: &mut Storage, context: &Context<'_>) -> Result<()> {
-    let stage = |e: Error| e.about("setup", None, None);
+    let stage = |e: Error| e.in_stage(Stage::Setup);
     // A tmpfs workspace, so that everything made here vanishes with the sandbox.
     rustix::mount::mount(c"tmpfs", c"/tmp", c"tmpfs", MountFlags::empty(), None)
-        .during("mount")
-        .map_err(|e| e.about("setup /tmp", None, None))?;
-    rustix::process::chdir(c"/tmp").during("chdir").map_err(stage)?;
-    mkdir(c"newroot", DIR_MODE).during("mkdir").map_err(stage)?;
-    mkdir(c"oldroot", DIR_MODE).during("mkdir").map_err(stage)?;
-    rustix::mount::mount_bind_recursive(c"newroot", c"newroot").during("mount").map_err(stage)?;
+        .during(Syscall::Mount)
+        .map_err(|e| e.in_stage_at(Stage::Setup, c"/tmp"))?;
+    rustix::process::chdir(c"/tmp").during(Syscall::Chdir).map_err(stage)?;
+    mkdir(c"newroot", DIR_MODE).during(Syscall::Mkdir).map_err(stage)?;
+    mkdir(c"oldroot", DIR_MODE).during(Syscall::Mkdir).map_err(stage)?;
+    rustix::mount::mount_bind_recursive(c"newroot", c"newroot").during(Syscall::Mount).map_err(stage)?;
 
     if rustix::process::pivot_root(c".", c"oldroot").is_err() {
         // In an initramfs `/` is not a mount point and pivot_root() fails: move instead.
-        rustix::mount::mount_bind_recursive(c"/", c"oldroot").during("mount").map_err(stage)?;
-        rustix::mount::mount_move(c".", c"/").during("mount").map_err(stage)?;
-        rustix::process::chroot(c".").during("chroot").map_err(stage)?;
-        rustix::process::chdir(c".").during("chdir").map_err(stage)?;
+        rustix::mount::mount_bind_recursive(c"/", c"oldroot").during(Syscall::Mount).map_err(stage)?;
+        rustix::mount::mount_move(c".", c"/").during(Syscall::Mount).map_err(stage)?;
+        rustix::process::chroot(c".").during(Syscall::Chroot).map_err(stage)?;
+        rustix::process::chdir(c".").during(Syscall::Chdir).map_err(stage)?;
         // The workspace hid the caller's /tmp, which may hold sources: reveal it again.
-        rustix::mount::unmount(c"oldroot/tmp", UnmountFlags::DETACH).during("umount2").map_err(stage)?;
+        rustix::mount::unmount(c"oldroot/tmp", UnmountFlags::DETACH).during(Syscall::Umount2).map_err(stage)?;
     }
 
     let ctx = &mut Work { scratch: storage, plan, ttyname: context.ttyname, umask: context.umask.bits() };
@@ -138,13 +138,13 @@ pub fn setup(plan: &Plan<'_>, storage: &mut Storage, context: &Context<'_>) -> R
     ctx.scratch.src_parent.forget();
     ctx.scratch.dst_parent.forget();
 
-    rustix::process::chdir(c"newroot").during("chdir").map_err(stage)?;
+    rustix::process::chdir(c"newroot").during(Syscall::Chdir).map_err(stage)?;
     // newroot is a mount point, so this pivot cannot hit the initramfs case.
-    rustix::process::pivot_root(c".", c".").during("pivot_root").map_err(stage)?;
-    rustix::mount::unmount(c".", UnmountFlags::DETACH).during("umount2").map_err(stage)?;
+    rustix::process::pivot_root(c".", c".").during(Syscall::PivotRoot).map_err(stage)?;
+    rustix::mount::unmount(c".", UnmountFlags::DETACH).during(Syscall::Umount2).map_err(stage)?;
     // A new peer group: mounts made inside propagate inside, never to the host.
     rustix::mount::mount_change(c".", MountPropagationFlags::SHARED | MountPropagationFlags::REC)
-        .during("mount")
+        .during(Syscall::Mount)
         .map_err(stage)?;
     Ok(())
 }
@@ -171,7 +171,7 @@ fn execute(ctx: &mut Work<'_, '_>, op: &Op) -> Result<()> {
 fn create_fresh<T>(
     s: &mut Storage,
     dst: &CStr,
-    syscall: &'static str,
+    syscall: Syscall,
     create: impl FnOnce(rustix::fd::BorrowedFd<'_>, &CStr, &[u8]) -> core::result::Result<T, Errno>,
 ) -> Result<Option<T>> {
     let buffers = fresh::Buffers { parent: &mut s.parent, name: &mut s.name, tmp: &mut s.tmp };
@@ -180,7 +180,7 @@ fn create_fresh<T>(
 
 /// Resolves `path` inside `root` into `out` (the original's `chase()`).
 fn chase(root: &[u8], path: &CStr, out: &mut PathBuf, pending: &mut PathBuf, link: &mut PathBuf) -> Result<Resolved> {
-    resolve(root, path.to_bytes(), out, ResolveScratch { pending, link }).during("readlink")
+    resolve(root, path.to_bytes(), out, ResolveScratch { pending, link }).too_long()
 }
 
 fn bind(ctx: &mut Work<'_, '_>, op: &Op, readonly: bool, required: bool, relative: bool) -> Result<()> {
@@ -199,7 +199,7 @@ fn bind(ctx: &mut Work<'_, '_>, op: &Op, readonly: bool, required: bool, relativ
             if !chase(root, op.src, &mut s.source, &mut s.pending, &mut s.link)?.exists {
                 return missing_source(required);
             }
-            file_type(s.source.as_cstr()).during("stat")?
+            file_type(s.source.as_cstr()).during(Syscall::Stat)?
         }
     };
     let attrs = if readonly { MOUNT_ATTR_RDONLY } else { 0 };
@@ -210,7 +210,7 @@ fn bind(ctx: &mut Work<'_, '_>, op: &Op, readonly: bool, required: bool, relativ
             rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(DIR_MODE))
         }
     };
-    if create_fresh(s, op.dst, "mkdir", |dir, name, _| make_mount_point_at(dir, name))?.is_some() {
+    if create_fresh(s, op.dst, Syscall::Mkdir, |dir, name, _| make_mount_point_at(dir, name))?.is_some() {
         return bind_resolved(s.source.as_cstr(), s.target.as_cstr(), attrs);
     }
 
@@ -221,7 +221,7 @@ fn bind(ctx: &mut Work<'_, '_>, op: &Op, readonly: bool, required: bool, relativ
         return mount_rbind(s.source.as_cstr(), s.target.as_cstr(), attrs);
     }
     if !dst.exists {
-        with_parents(&mut s.target, |p| make_mount_point_at(CWD, p)).during("mkdir")?;
+        with_parents(&mut s.target, |p| make_mount_point_at(CWD, p)).during(Syscall::Mkdir)?;
     }
     bind_resolved(s.source.as_cstr(), s.target.as_cstr(), attrs)
 }
@@ -238,7 +238,7 @@ fn bind_nofollow(ctx: &mut Work<'_, '_>, op: &Op, readonly: bool, relative: bool
         return bind(ctx, op, readonly, true, relative);
     }
     // The parent, resolved as the original's chase(); then the last component as written.
-    s.probe.set(op.src.to_bytes()).during("stat")?;
+    s.probe.set(op.src.to_bytes()).too_long()?;
     s.probe.pop_component(0);
     let parent = s.probe.as_bytes();
     resolve(
@@ -247,9 +247,9 @@ fn bind_nofollow(ctx: &mut Work<'_, '_>, op: &Op, readonly: bool, relative: bool
         &mut s.source,
         ResolveScratch { pending: &mut s.pending, link: &mut s.link },
     )
-    .during("readlink")?;
-    s.source.push_component(name).during("stat")?;
-    let st = rustix::fs::statat(CWD, s.source.as_cstr(), AtFlags::SYMLINK_NOFOLLOW).during("open_tree")?;
+    .too_long()?;
+    s.source.push_component(name).too_long()?;
+    let st = rustix::fs::statat(CWD, s.source.as_cstr(), AtFlags::SYMLINK_NOFOLLOW).during(Syscall::Stat)?;
     if FileType::from_raw_mode(st.st_mode) != FileType::Symlink {
         return bind(ctx, op, readonly, true, relative);
     }
@@ -258,7 +258,7 @@ fn bind_nofollow(ctx: &mut Work<'_, '_>, op: &Op, readonly: bool, relative: bool
     if written_dst_is_symlink(s, op, &dst)? {
         join(&mut s.target, NEWROOT, op.dst)?;
     } else if !dst.exists {
-        with_parents(&mut s.target, |p| create_file(p, 0o644)).during("mknod")?;
+        with_parents(&mut s.target, |p| create_file(p, 0o644)).during(Syscall::Mknod)?;
     }
     mount_rbind(s.source.as_cstr(), s.target.as_cstr(), attrs)
 }
@@ -278,7 +278,7 @@ fn written_dst_is_symlink(s: &mut Storage, op: &Op, dst: &Resolved) -> Result<bo
 /// parents (0755) when missing, like the original's `os.makedirs(chase(newroot, dst),
 /// exist_ok=True)`. Leaves the path in `s.target`.
 fn mount_point_dir(s: &mut Storage, op: &Op) -> Result<()> {
-    if create_fresh(s, op.dst, "mkdir", |dir, name, _| mkdir_at(dir, name, DIR_MODE))?.is_none()
+    if create_fresh(s, op.dst, Syscall::Mkdir, |dir, name, _| mkdir_at(dir, name, DIR_MODE))?.is_none()
         && !chase(NEWROOT, op.dst, &mut s.target, &mut s.pending, &mut s.link)?.exists
     {
         mkdir_all(&mut s.target, DIR_MODE)?;
@@ -289,7 +289,7 @@ fn mount_point_dir(s: &mut Storage, op: &Op) -> Result<()> {
 /// A `--bind` whose source is missing: an error (where the original's open_tree() fails), or
 /// nothing to do for `-try`.
 fn missing_source(required: bool) -> Result<()> {
-    if required { Err(Error::sys("open_tree", Errno::NOENT)) } else { Ok(()) }
+    if required { Err(Error::new(Cause::SourceMissing)) } else { Ok(()) }
 }
 
 fn proc(ctx: &mut Work<'_, '_>, op: &Op) -> Result<()> {
@@ -302,19 +302,19 @@ fn dev(ctx: &mut Work<'_, '_>, op: &Op) -> Result<()> {
     let s = &mut *ctx.scratch;
     mount_point_dir(s, op)?;
     // The mode matters: with tmpfs's default 1777, opening /dev/null fails with EACCES.
-    rustix::mount::mount(c"tmpfs", s.target.as_cstr(), c"tmpfs", MountFlags::empty(), c"mode=0755").during("mount")?;
+    rustix::mount::mount(c"tmpfs", s.target.as_cstr(), c"tmpfs", MountFlags::empty(), c"mode=0755").during(Syscall::Mount)?;
     let base = s.target.len();
 
     for node in [&b"null"[..], b"zero", b"full", b"random", b"urandom", b"tty", b"fuse"] {
-        s.source.set(b"oldroot/dev/").during("mount")?;
-        s.source.push(node).during("mount")?;
+        s.source.set(b"oldroot/dev/").too_long()?;
+        s.source.push(node).too_long()?;
         if node == b"fuse" && file_type(s.source.as_cstr()).is_err() {
             continue;
         }
         s.target.truncate(base);
-        s.target.push_component(node).during("open")?;
-        create_file(s.target.as_cstr(), 0o644).during("mknod")?;
-        rustix::mount::mount_bind(s.source.as_cstr(), s.target.as_cstr()).during("mount")?;
+        s.target.push_component(node).too_long()?;
+        create_file(s.target.as_cstr(), 0o644).during(Syscall::Mknod)?;
+        rustix::mount::mount_bind(s.source.as_cstr(), s.target.as_cstr()).during(Syscall::Mount)?;
     }
     for (name, target) in [
         (&b"stdin"[..], c"/proc/self/fd/0"),
@@ -324,27 +324,27 @@ fn dev(ctx: &mut Work<'_, '_>, op: &Op) -> Result<()> {
         (b"core", c"/proc/kcore"),
     ] {
         s.target.truncate(base);
-        s.target.push_component(name).during("symlink")?;
-        rustix::fs::symlinkat(target, CWD, s.target.as_cstr()).during("symlink")?;
+        s.target.push_component(name).too_long()?;
+        rustix::fs::symlinkat(target, CWD, s.target.as_cstr()).during(Syscall::Symlink)?;
     }
     s.target.truncate(base);
-    s.target.push_component(b"shm").during("mkdir")?;
-    mkdir(s.target.as_cstr(), TMP_MODE).during("mkdir")?;
+    s.target.push_component(b"shm").too_long()?;
+    mkdir(s.target.as_cstr(), TMP_MODE).during(Syscall::Mkdir)?;
     s.target.truncate(base);
-    s.target.push_component(b"pts").during("mkdir")?;
-    mkdir(s.target.as_cstr(), DIR_MODE).during("mkdir")?;
+    s.target.push_component(b"pts").too_long()?;
+    mkdir(s.target.as_cstr(), DIR_MODE).during(Syscall::Mkdir)?;
     let devpts_options = c"newinstance,ptmxmode=0666,mode=620";
-    rustix::mount::mount(c"devpts", s.target.as_cstr(), c"devpts", MountFlags::empty(), devpts_options).during("mount")?;
+    rustix::mount::mount(c"devpts", s.target.as_cstr(), c"devpts", MountFlags::empty(), devpts_options).during(Syscall::Mount)?;
     s.target.truncate(base);
-    s.target.push_component(b"ptmx").during("symlink")?;
-    rustix::fs::symlinkat(c"pts/ptmx", CWD, s.target.as_cstr()).during("symlink")?;
+    s.target.push_component(b"ptmx").too_long()?;
+    rustix::fs::symlinkat(c"pts/ptmx", CWD, s.target.as_cstr()).during(Syscall::Symlink)?;
 
     if let Some(tty) = ctx.ttyname {
         s.target.truncate(base);
-        s.target.push_component(b"console").during("open")?;
-        create_file(s.target.as_cstr(), 0o644).during("mknod")?;
+        s.target.push_component(b"console").too_long()?;
+        create_file(s.target.as_cstr(), 0o644).during(Syscall::Mknod)?;
         join(&mut s.source, OLDROOT, tty)?;
-        rustix::mount::mount_bind(s.source.as_cstr(), s.target.as_cstr()).during("mount")?;
+        rustix::mount::mount_bind(s.source.as_cstr(), s.target.as_cstr()).during(Syscall::Mount)?;
     }
     Ok(())
 }
@@ -353,12 +353,12 @@ fn tmpfs(ctx: &mut Work<'_, '_>, op: &Op) -> Result<()> {
     let s = &mut *ctx.scratch;
     mount_point_dir(s, op)?;
     let options = if is_tmp_dir(s.target.as_bytes()) { None } else { Some(c"mode=0755") };
-    rustix::mount::mount(c"tmpfs", s.target.as_cstr(), c"tmpfs", MountFlags::empty(), options).during("mount")
+    rustix::mount::mount(c"tmpfs", s.target.as_cstr(), c"tmpfs", MountFlags::empty(), options).during(Syscall::Mount)
 }
 
 fn dir(ctx: &mut Work<'_, '_>, op: &Op) -> Result<()> {
     let s = &mut *ctx.scratch;
-    if create_fresh(s, op.dst, "mkdir", |dir, name, full| mkdir_at(dir, name, tmp_or_dir_mode(full)))?.is_some()
+    if create_fresh(s, op.dst, Syscall::Mkdir, |dir, name, full| mkdir_at(dir, name, tmp_or_dir_mode(full)))?.is_some()
         || chase(NEWROOT, op.dst, &mut s.target, &mut s.pending, &mut s.link)?.exists
     {
         // Only if missing: an existing directory, or file, is left alone.
@@ -367,7 +367,7 @@ fn dir(ctx: &mut Work<'_, '_>, op: &Op) -> Result<()> {
     let mode = tmp_or_dir_mode(s.target.as_bytes());
     match with_parents(&mut s.target, |p| mkdir(p, mode)) {
         Ok(()) | Err(Errno::EXIST) => Ok(()),
-        Err(e) => Err(Error::sys("mkdir", e)),
+        Err(e) => Err(Error::sys(Syscall::Mkdir, e)),
     }
 }
 
@@ -378,17 +378,17 @@ fn symlink(ctx: &mut Work<'_, '_>, op: &Op) -> Result<()> {
     match rustix::fs::symlinkat(op.src, CWD, s.target.as_cstr()) {
         Ok(()) => return Ok(()),
         Err(Errno::EXIST) => {}
-        Err(e) => return Err(Error::sys("symlink", e)),
+        Err(e) => return Err(Error::sys(Syscall::Symlink, e)),
     }
     if read_link(s.target.as_cstr(), &mut s.link).is_ok() && s.link.as_bytes() == op.src.to_bytes() {
         return Ok(());
     }
     if file_type(s.target.as_cstr()) == Ok(FileType::Directory) {
-        return Err(Error::sys("symlink", Errno::EXIST));
+        return Err(Error::sys(Syscall::Symlink, Errno::EXIST));
     }
     // Over an existing file or symlink: make the link elsewhere and bind it over the file. This
     // works on read-only binds too, because EEXIST is reported before EROFS.
-    rustix::fs::symlinkat(op.src, CWD, c"/symlink").during("symlink")?;
+    rustix::fs::symlinkat(op.src, CWD, c"/symlink").during(Syscall::Symlink)?;
     let result = mount_rbind(c"/symlink", s.target.as_cstr(), 0);
     let _ = rustix::fs::unlinkat(CWD, c"/symlink", AtFlags::empty());
     result
@@ -399,17 +399,17 @@ fn write(ctx: &mut Work<'_, '_>, op: &Op) -> Result<()> {
     let mode = Mode::from_raw_mode(0o666 & !ctx.umask);
     let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC | OFlags::NOCTTY;
     let made =
-        create_fresh(s, op.dst, "open", |dir, name, _| rustix::fs::openat(dir, name, flags | OFlags::EXCL, mode))?;
+        create_fresh(s, op.dst, Syscall::Open, |dir, name, _| rustix::fs::openat(dir, name, flags | OFlags::EXCL, mode))?;
     let fd = match made {
         Some(fd) => fd,
         None => {
             chase(NEWROOT, op.dst, &mut s.target, &mut s.pending, &mut s.link)?;
-            with_parents(&mut s.target, |p| rustix::fs::openat(CWD, p, flags, mode)).during("open")?
+            with_parents(&mut s.target, |p| rustix::fs::openat(CWD, p, flags, mode)).during(Syscall::Open)?
         }
     };
     let mut data = op.src.to_bytes();
     while !data.is_empty() {
-        let n = rustix::io::write(&fd, data).during("write")?;
+        let n = rustix::io::write(&fd, data).during(Syscall::Write)?;
         data = &data[n..];
     }
     Ok(())
@@ -425,52 +425,51 @@ fn overlay(
 ) -> Result<()> {
     let s = &mut *ctx.scratch;
     let opts = &mut s.options;
-    let too_long = |e: Errno| Error::sys("mount", e);
-    opts.set(b"lowerdir=").map_err(too_long)?;
+    opts.set(b"lowerdir=").too_long()?;
     for k in 0..lower_len as usize {
         let Some(&lower) = ctx.plan.lowerdirs(lower_start, lower_len).get(k) else {
             continue;
         };
         chase(OLDROOT, lower, &mut s.source, &mut s.pending, &mut s.link)?;
         if k > 0 {
-            opts.push(b":").map_err(too_long)?;
+            opts.push(b":").too_long()?;
         }
-        opts.push(s.source.as_bytes()).map_err(too_long)?;
+        opts.push(s.source.as_bytes()).too_long()?;
     }
     // Without these, a mount fails when the upper directory was used with other lower ones before.
-    opts.push(b",userxattr,index=off,metacopy=off").map_err(too_long)?;
+    opts.push(b",userxattr,index=off,metacopy=off").too_long()?;
 
     chase(NEWROOT, op.dst, &mut s.target, &mut s.pending, &mut s.link)?;
     let mode = tmp_or_dir_mode(s.target.as_bytes());
     match with_parents(&mut s.target, |p| mkdir(p, mode)) {
         Ok(()) | Err(Errno::EXIST) => {}
-        Err(e) => return Err(Error::sys("mkdir", e)),
+        Err(e) => return Err(Error::sys(Syscall::Mkdir, e)),
     }
 
     if upper.is_some_and(|u| u.to_bytes() == b"tmpfs") {
         rustix::mount::mount(c"tmpfs", s.target.as_cstr(), c"tmpfs", MountFlags::empty(), c"mode=0755")
-            .during("mount")?;
+            .during(Syscall::Mount)?;
         let base = s.target.len();
-        s.target.push(b"/upper").during("mkdir")?;
-        mkdir(s.target.as_cstr(), mode).during("mkdir")?;
+        s.target.push(b"/upper").too_long()?;
+        mkdir(s.target.as_cstr(), mode).during(Syscall::Mkdir)?;
         s.target.truncate(base);
-        s.target.push(b"/cache").during("mkdir")?;
-        mkdir(s.target.as_cstr(), DIR_MODE).during("mkdir")?;
+        s.target.push(b"/cache").too_long()?;
+        mkdir(s.target.as_cstr(), DIR_MODE).during(Syscall::Mkdir)?;
         s.target.truncate(base);
         for (key, sub) in [(&b",upperdir="[..], &b"/upper"[..]), (b",workdir=", b"/cache")] {
-            opts.push(key).map_err(too_long)?;
-            opts.push(s.target.as_bytes()).map_err(too_long)?;
-            opts.push(sub).map_err(too_long)?;
+            opts.push(key).too_long()?;
+            opts.push(s.target.as_bytes()).too_long()?;
+            opts.push(sub).too_long()?;
         }
     } else {
         for (key, dir) in [(&b",upperdir="[..], upper), (b",workdir=", work)] {
             let Some(dir) = dir else { continue };
             chase(OLDROOT, dir, &mut s.source, &mut s.pending, &mut s.link)?;
-            opts.push(key).map_err(too_long)?;
-            opts.push(s.source.as_bytes()).map_err(too_long)?;
+            opts.push(key).too_long()?;
+            opts.push(s.source.as_bytes()).too_long()?;
         }
     }
-    rustix::mount::mount(c"overlayfs", s.target.as_cstr(), c"overlay", MountFlags::empty(), opts.as_cstr()).during("mount")
+    rustix::mount::mount(c"overlayfs", s.target.as_cstr(), c"overlay", MountFlags::empty(), opts.as_cstr()).during(Syscall::Mount)
 }
 
 /// A recursive bind between two resolved paths (no component of either is a symlink). A
@@ -478,7 +477,7 @@ fn overlay(
 /// a read-only one needs the new API to apply the flag to the whole tree.
 fn bind_resolved(src: &CStr, dst: &CStr, attrs: u32) -> Result<()> {
     if attrs == 0 {
-        return rustix::mount::mount_bind_recursive(src, dst).during("mount");
+        return rustix::mount::mount_bind_recursive(src, dst).during(Syscall::Mount);
     }
     mount_rbind(src, dst, attrs)
 }
@@ -491,12 +490,12 @@ fn mount_rbind(src: &CStr, dst: &CStr, attrs: u32) -> Result<()> {
         | OpenTreeFlags::AT_SYMLINK_NOFOLLOW
         | OpenTreeFlags::OPEN_TREE_CLONE
         | OpenTreeFlags::OPEN_TREE_CLOEXEC;
-    let tree = rustix::mount::open_tree(CWD, src, flags).during("open_tree")?;
+    let tree = rustix::mount::open_tree(CWD, src, flags).during(Syscall::OpenTree)?;
     // The original always calls mount_setattr(); with nothing to set it is a no-op, so skip it.
     if attrs != 0 {
-        sys::mount_setattr_recursive(rustix::fd::AsFd::as_fd(&tree), attrs).during("mount_setattr")?;
+        sys::mount_setattr_recursive(rustix::fd::AsFd::as_fd(&tree), attrs).during(Syscall::MountSetattr)?;
     }
-    rustix::mount::move_mount(&tree, c"", CWD, dst, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH).during("move_mount")
+    rustix::mount::move_mount(&tree, c"", CWD, dst, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH).during(Syscall::MoveMount)
 }
 
 fn tmp_or_dir_mode(path: &[u8]) -> u32 {
@@ -525,9 +524,9 @@ fn file_type(path: &CStr) -> core::result::Result<FileType, Errno> {
 fn join(out: &mut PathBuf, root: &[u8], path: &CStr) -> Result<()> {
     let rel = path.to_bytes();
     let start = rel.iter().position(|&b| b != b'/').unwrap_or(rel.len());
-    out.set(root).during("mount")?;
-    out.push(b"/").during("mount")?;
-    out.push(&rel[start..]).during("mount")
+    out.set(root).too_long()?;
+    out.push(b"/").too_long()?;
+    out.push(&rel[start..]).too_long()
 }
 
 /// Runs `create` on `path`; if a parent is missing, creates the parents (mode 0755, like
@@ -557,21 +556,21 @@ fn mkdir_prefix_all(path: &mut PathBuf, end: usize, mode: u32) -> Result<()> {
     match mkdir_prefix(path, end, mode) {
         Ok(()) | Err(Errno::EXIST) => return Ok(()),
         Err(Errno::NOENT) => {}
-        Err(e) => return Err(Error::sys("mkdir", e)),
+        Err(e) => return Err(Error::sys(Syscall::Mkdir, e)),
     }
     let mut at = 1;
     while at < end {
         if path.as_bytes()[at] == b'/' && path.as_bytes()[at - 1] != b'/' {
             match mkdir_prefix(path, at, mode) {
                 Ok(()) | Err(Errno::EXIST) => {}
-                Err(e) => return Err(Error::sys("mkdir", e)),
+                Err(e) => return Err(Error::sys(Syscall::Mkdir, e)),
             }
         }
         at += 1;
     }
     match mkdir_prefix(path, end, mode) {
         Ok(()) | Err(Errno::EXIST) => Ok(()),
-        Err(e) => Err(Error::sys("mkdir", e)),
+        Err(e) => Err(Error::sys(Syscall::Mkdir, e)),
     }
 }
 

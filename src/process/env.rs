@@ -4,7 +4,7 @@
 use core::ffi::CStr;
 
 use crate::containers::{Bump, FixedVec};
-use crate::error::{DERIVED_STRINGS, Overflow, Result};
+use crate::error::{Limit, Overflow, Result};
 
 /// Entries of the environment handed to the command.
 pub const MAX_ENV: usize = 4096;
@@ -41,7 +41,7 @@ impl<'s> Environment<'s> {
         let entries = &mut storage.entries;
         entries.truncate(0);
         for entry in inherited {
-            entries.push(entry).overflow("environment entries")?;
+            entries.push(entry).overflow(Limit::Environment)?;
         }
         Ok(Self { entries })
     }
@@ -58,7 +58,7 @@ impl<'s> Environment<'s> {
     /// Sets `name=value`: an existing variable keeps its place (as in Python's `os.environ`), a
     /// new one goes last; later duplicates of the name are dropped.
     pub fn set(&mut self, bump: &mut Bump<'static>, name: &[u8], value: &[u8]) -> Result<()> {
-        let entry = bump.cstr(&[name, b"=", value]).overflow(DERIVED_STRINGS)?;
+        let entry = bump.cstr(&[name, b"=", value]).overflow(Limit::DerivedStrings)?;
         let env = &mut *self.entries;
         let mut placed = false;
         let mut i = 0;
@@ -77,7 +77,7 @@ impl<'s> Environment<'s> {
             i += 1;
         }
         if !placed {
-            env.push(entry).overflow("environment entries")?;
+            env.push(entry).overflow(Limit::Environment)?;
         }
         Ok(())
     }

@@ -10,7 +10,7 @@ use rustix::io::FdFlags;
 
 use crate::containers::FixedVec;
 use crate::decimal;
-use crate::error::{During, Overflow, Result};
+use crate::error::{During, Limit, Overflow, Result, Syscall};
 use crate::sys;
 
 /// Descriptors that `--pack-fds` can move.
@@ -41,20 +41,20 @@ pub fn pack(storage: &mut Storage) -> Result<usize> {
     let fds = &mut storage.fds;
     let dir =
         rustix::fs::openat(CWD, c"/proc/self/fd", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .during("open")
-            .map_err(|e| e.about("--pack-fds /proc/self/fd", None, None))?;
+            .during(Syscall::Open)
+            .map_err(|e| e.for_option("--pack-fds", Some(c"/proc/self/fd"), None))?;
     let own = dir.as_raw_fd();
     let mut buf = [core::mem::MaybeUninit::<u8>::uninit(); 4096];
     let mut entries = rustix::fs::RawDir::new(&dir, &mut buf);
     while let Some(entry) = entries.next() {
-        let entry = entry.during("getdents64").map_err(|e| e.about("--pack-fds", None, None))?;
+        let entry = entry.during(Syscall::Getdents64).map_err(|e| e.for_option("--pack-fds", None, None))?;
         let Some(fd) = decimal::parse(entry.file_name().to_bytes()) else {
             continue;
         };
         if (fd as i32) < START || fd as i32 == own {
             continue;
         }
-        fds.push(fd).overflow("descriptors for --pack-fds")?;
+        fds.push(fd).overflow(Limit::PackFds)?;
     }
     drop(dir);
 
@@ -94,7 +94,7 @@ pub fn pack(storage: &mut Storage) -> Result<usize> {
             if *fd == want {
                 continue;
             }
-            let new = sys::dup_at_least(*fd, want).during("fcntl").map_err(|e| e.about("--pack-fds", None, None))?;
+            let new = sys::dup_at_least(*fd, want).during(Syscall::Fcntl).map_err(|e| e.for_option("--pack-fds", None, None))?;
             // SAFETY: the old descriptor was inherited, is owned by this process and now duplicated.
             drop(unsafe { OwnedFd::from_raw_fd(*fd) });
             *fd = new;

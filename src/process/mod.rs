@@ -22,7 +22,7 @@ use rustix::fs::{AtFlags, CWD, Mode};
 use crate::cli::{Chdir, OpKind, Settings};
 use crate::containers::Bump;
 use crate::decimal;
-use crate::error::{DERIVED_STRINGS, During, Overflow, Result};
+use crate::error::{During, Limit, Overflow, Result, Syscall};
 use crate::path::{PATH_CAP, PathBuf};
 use crate::plan::Plan;
 use crate::sys;
@@ -50,8 +50,8 @@ pub fn prepare(
         Some(Chdir::Path(p)) => Some(p),
         Some(Chdir::SameDir) => {
             let mut buf = [0u8; PATH_CAP];
-            let cwd = sys::getcwd(&mut buf).during("getcwd").map_err(|e| e.about("--same-dir", None, None))?;
-            Some(bump.cstr(&[cwd]).overflow(DERIVED_STRINGS)?)
+            let cwd = sys::getcwd(&mut buf).during(Syscall::Getcwd).map_err(|e| e.for_option("--same-dir", None, None))?;
+            Some(bump.cstr(&[cwd]).overflow(Limit::DerivedStrings)?)
         }
         None => None,
     };
@@ -75,16 +75,16 @@ pub fn prepare(
 pub fn finish(settings: &Settings, prepared: &Prepared, umask: Mode) -> Result<()> {
     if let Some(dir) = prepared.cwd {
         let option = if matches!(settings.chdir, Some(Chdir::SameDir)) { "--same-dir" } else { "--chdir" };
-        rustix::process::chdir(dir).during("chdir").map_err(|e| e.about(option, Some(dir), None))?;
+        rustix::process::chdir(dir).during(Syscall::Chdir).map_err(|e| e.for_option(option, Some(dir), None))?;
     }
     rustix::process::umask(umask);
     if let Some(fd) = settings.exec_fd {
-        sys::set_cloexec(fd).during("fcntl").map_err(|e| e.about("--exec-fd", None, None))?;
+        sys::set_cloexec(fd).during(Syscall::Fcntl).map_err(|e| e.for_option("--exec-fd", None, None))?;
     }
     if settings.suspend {
         rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::STOP)
-            .during("kill")
-            .map_err(|e| e.about("--suspend", None, None))?;
+            .during(Syscall::Kill)
+            .map_err(|e| e.for_option("--suspend", None, None))?;
     }
     Ok(())
 }

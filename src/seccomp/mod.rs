@@ -8,7 +8,7 @@ pub mod bpf;
 
 pub use bpf::SockFilter;
 
-use crate::error::{During, Error, Result};
+use crate::error::{During, Error, Invalid, Result, Syscall};
 
 /// One ABI's suppressed syscall numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,11 +61,11 @@ pub fn install(chown: bool, sync: bool) -> Result<()> {
     if (!chown && !sync) || abis.is_empty() {
         return Ok(());
     }
-    let subject = |e: Error| e.about(if chown { "--suppress-chown" } else { "--suppress-sync" }, None, None);
+    let subject = |e: Error| e.for_option(if chown { "--suppress-chown" } else { "--suppress-sync" }, None, None);
     let mut program = bpf::Program::new();
     bpf::assemble(abis, chown, sync, &mut program)
-        .map_err(|_| subject(Error::message("", "seccomp filter too long")))?;
-    bpf::verify(program.as_slice()).map_err(|_| subject(Error::message("", "seccomp filter failed verification")))?;
-    rustix::thread::set_no_new_privs(true).during("prctl").map_err(subject)?;
-    crate::sys::install_seccomp_filter(program.as_slice()).during("seccomp").map_err(subject)
+        .map_err(|_| subject(Error::invalid(Invalid::FilterTooLong)))?;
+    bpf::verify(program.as_slice()).map_err(|_| subject(Error::invalid(Invalid::FilterUnverifiable)))?;
+    rustix::thread::set_no_new_privs(true).during(Syscall::Prctl).map_err(subject)?;
+    crate::sys::install_seccomp_filter(program.as_slice()).during(Syscall::Seccomp).map_err(subject)
 }
