@@ -20,7 +20,7 @@ pub const MAX_LOWERDIRS: usize = 1024;
 /// `--setenv` and `--unsetenv` entries each.
 pub const MAX_ENV_EDITS: usize = 1024;
 
-/// Read access to the process's arguments (argv without argv[0]).
+/// Read access to the process's arguments (argv without `argv[0]`).
 pub trait Args {
     fn count(&self) -> usize;
     fn arg(&self, index: usize) -> &'static CStr;
@@ -418,7 +418,7 @@ pub(crate) mod tests {
 
     impl Store {
         pub fn new() -> Self {
-            Store(Box::new(Storage::new()))
+            Store(Box::default())
         }
         pub fn parse(&mut self, args: &[&str]) -> Result<Parsed<'_>> {
             parse(&leak(args)[..], &mut self.0)

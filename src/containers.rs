@@ -11,7 +11,6 @@
 use core::ffi::CStr;
 use core::mem::MaybeUninit;
 
-
 /// A push found the container full; `capacity` is the limit that was reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Full {

@@ -445,10 +445,7 @@ mod tests {
 
     #[test]
     fn capacity_errors_give_the_limit() {
-        assert_eq!(
-            text(Error::capacity(Limit::Operations, 8192)),
-            "mkosi-sandbox: too many operations (max 8192)\n"
-        );
+        assert_eq!(text(Error::capacity(Limit::Operations, 8192)), "mkosi-sandbox: too many operations (max 8192)\n");
         let full: core::result::Result<(), Full> = Err(Full { capacity: 1024 });
         assert_eq!(
             text(full.overflow(Limit::Lowerdirs).unwrap_err()),
@@ -458,7 +455,8 @@ mod tests {
 
     #[test]
     fn first_subject_wins() {
-        let e = Error::invalid(Invalid::MissingArgument).for_option("--dir", None, None).for_option("--bind", None, None);
+        let e =
+            Error::invalid(Invalid::MissingArgument).for_option("--dir", None, None).for_option("--bind", None, None);
         assert_eq!(e.subject, Subject::Option("--dir"));
     }
 }

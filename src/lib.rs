@@ -19,7 +19,7 @@
 //!
 //! 1. [`containers`], [`decimal`]: fixed-capacity storage, numbers (no crate imports)
 //! 2. [`sys`]: the raw syscall boundary
-//! 3. [`line`]: one line of output on stderr
+//! 3. [`line`](mod@line): one line of output on stderr
 //! 4. [`error`]: errors and their one-line rendering
 //! 5. [`path`]: path buffers and resolution inside a root
 //! 6. [`cli`]: argv into operations and settings
@@ -149,7 +149,8 @@ pub fn run(args: &CArgs, environ: &CEnv, storage: &'static mut Storage) -> i32 {
     match result {
         Ok(_) => 0,
         Err(e) => {
-            let not_found = e.errno() == Some(Errno::NOENT) && matches!(e.cause, Cause::Sys { syscall: Syscall::Execvp, .. });
+            let not_found =
+                e.errno() == Some(Errno::NOENT) && matches!(e.cause, Cause::Sys { syscall: Syscall::Execvp, .. });
             let status = report(&e, term_is_dumb);
             if not_found { EXIT_NOT_FOUND } else { status }
         }

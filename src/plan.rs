@@ -246,11 +246,9 @@ mod tests {
         let mut bump = Bump::new(strings);
         let plan = plan(&request, &mut storage, &mut bump).unwrap();
         plan.iter()
-            .map(|op| {
-                match op.given {
-                    Some(src) => format!("{} {} {}", op.option(), src.to_str().unwrap(), op.dst.to_str().unwrap()),
-                    None => format!("{} {}", op.option(), op.dst.to_str().unwrap()),
-                }
+            .map(|op| match op.given {
+                Some(src) => format!("{} {} {}", op.option(), src.to_str().unwrap(), op.dst.to_str().unwrap()),
+                None => format!("{} {}", op.option(), op.dst.to_str().unwrap()),
             })
             .collect()
     }

@@ -179,9 +179,6 @@ mod tests {
         let user = Caller { uid: 1000, gid: 1000, sys_admin: false, net_admin: false };
         assert!(namespaces(&user, true, true, false).net);
         assert!(!namespaces(&user, false, true, false).net);
-        assert_eq!(
-            namespaces(&user, true, false, true),
-            Namespaces { mount: true, user: true, net: false, ipc: true }
-        );
+        assert_eq!(namespaces(&user, true, false, true), Namespaces { mount: true, user: true, net: false, ipc: true });
     }
 }

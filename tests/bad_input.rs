@@ -31,6 +31,7 @@ fn refused(args: &[&str]) -> String {
 
 #[test]
 fn missing_arguments() {
+    needs_root!();
     for (args, want) in [
         (&["--bind", "/x"][..], "mkosi-sandbox: --bind /x: missing argument\n"),
         (&["--ro-bind"][..], "mkosi-sandbox: --ro-bind: missing argument\n"),
@@ -46,6 +47,7 @@ fn missing_arguments() {
 
 #[test]
 fn unknown_options_and_relative_destinations() {
+    needs_root!();
     assert_eq!(refused(&["--frobnicate"]), "mkosi-sandbox: --frobnicate: unrecognized option\n");
     assert_eq!(refused(&["--tmpfs", "tmp"]), "mkosi-sandbox: --tmpfs tmp: destination is not an absolute path\n");
     assert_eq!(
@@ -57,6 +59,7 @@ fn unknown_options_and_relative_destinations() {
 
 #[test]
 fn missing_bind_sources() {
+    needs_root!();
     assert_eq!(
         refused(&["--ro-bind", "/nope", "/x"]),
         "mkosi-sandbox: --ro-bind /nope /x: No such file or directory\n"
@@ -66,6 +69,7 @@ fn missing_bind_sources() {
 
 #[test]
 fn failing_syscalls_name_the_operation() {
+    needs_root!();
     // A write into a read-only bind.
     assert_eq!(
         refused(&["--write", "x", "/usr/new-file"]),
@@ -80,6 +84,7 @@ fn failing_syscalls_name_the_operation() {
 
 #[test]
 fn over_full_arena_is_a_clean_error() {
+    needs_root!();
     let mut args: Vec<String> = Vec::new();
     for _ in 0..=1024 {
         args.extend(["--overlay-lowerdir".into(), "/usr".into()]);
@@ -95,6 +100,7 @@ fn over_full_arena_is_a_clean_error() {
 
 #[test]
 fn help_and_version_exit_zero_on_stderr() {
+    needs_root!();
     let out = run(&["--version"]);
     assert_eq!((out.status, out.stdout.as_str(), out.stderr.as_str()), (0, "", "26~devel\n"));
     let out = run(&["--help"]);

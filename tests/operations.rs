@@ -5,6 +5,7 @@ use common::*;
 
 #[test]
 fn root_layout_mount_types_and_propagation() {
+    needs_root!();
     let out = run(&refs(&sh(
         &["--tmpfs", "/run", "--dir", "/var/tmp", "--tmpfs", "/tmp", "--dir", "/etc"],
         "cat /proc/self/mountinfo; echo ===; stat -c '%n %a %F' / /run /tmp /var/tmp /etc",
@@ -35,6 +36,7 @@ fn root_layout_mount_types_and_propagation() {
 
 #[test]
 fn ro_bind_is_recursively_read_only_and_bind_is_writable() {
+    needs_root!();
     let s = Scratch::new("rw");
     std::fs::create_dir_all(s.path().join("src/sub")).unwrap();
     // A mount below the source: the recursive read-only bind must cover it too.
@@ -50,6 +52,7 @@ fn ro_bind_is_recursively_read_only_and_bind_is_writable() {
 
 #[test]
 fn bind_creates_file_or_directory_mount_points() {
+    needs_root!();
     let s = Scratch::new("mp");
     std::fs::write(s.path().join("file"), "content\n").unwrap();
     std::fs::create_dir(s.path().join("dir")).unwrap();
@@ -67,6 +70,7 @@ fn bind_creates_file_or_directory_mount_points() {
 
 #[test]
 fn bind_try_skips_missing_sources() {
+    needs_root!();
     let out = run(&refs(&sh(
         &["--bind-try", "/does/not/exist", "/x", "--ro-bind-try", "/nope", "/y"],
         "test -e /x || test -e /y || echo skipped",
@@ -76,6 +80,7 @@ fn bind_try_skips_missing_sources() {
 
 #[test]
 fn relative_binds_resolve_in_the_new_root_and_run_last() {
+    needs_root!();
     let s = Scratch::new("rel");
     std::fs::create_dir_all(s.path().join("root/var/lib/pacman/local")).unwrap();
     std::fs::write(s.path().join("root/var/lib/pacman/local/db"), "pkg\n").unwrap();
@@ -89,6 +94,7 @@ fn relative_binds_resolve_in_the_new_root_and_run_last() {
 
 #[test]
 fn bind_follows_symlinks_in_the_destination_inside_the_new_root() {
+    needs_root!();
     let s = Scratch::new("chase");
     std::fs::write(s.path().join("f"), "x\n").unwrap();
     let f = s.join("f");
@@ -102,6 +108,7 @@ fn bind_follows_symlinks_in_the_destination_inside_the_new_root() {
 
 #[test]
 fn file_bound_onto_a_symlink_replaces_the_link_itself() {
+    needs_root!();
     let s = Scratch::new("onlink");
     std::fs::create_dir_all(s.path().join("etc")).unwrap();
     std::os::unix::fs::symlink("../run/resolv.conf", s.path().join("etc/resolv.conf")).unwrap();
@@ -116,6 +123,7 @@ fn file_bound_onto_a_symlink_replaces_the_link_itself() {
 
 #[test]
 fn symlinks_and_the_symlink_over_existing_file_trick() {
+    needs_root!();
     let s = Scratch::new("sym");
     std::fs::create_dir_all(s.path().join("etc")).unwrap();
     std::fs::write(s.path().join("etc/os-release"), "ID=host\n").unwrap();
@@ -140,6 +148,7 @@ fn symlinks_and_the_symlink_over_existing_file_trick() {
 
 #[test]
 fn symlink_onto_a_directory_fails_cleanly() {
+    needs_root!();
     let out = run(&refs(&sh(&["--dir", "/d", "--symlink", "x", "/d"], "echo ran")));
     assert_eq!(out.status, 1);
     assert_eq!(out.stdout, "");
@@ -148,6 +157,7 @@ fn symlink_onto_a_directory_fails_cleanly() {
 
 #[test]
 fn write_creates_parents_and_respects_umask() {
+    needs_root!();
     let out = run(&refs(&sh(
         &["--write", "hello world", "/etc/a/b/greeting"],
         "stat -c '%a' /etc/a /etc/a/b/greeting; cat /etc/a/b/greeting",
@@ -157,6 +167,7 @@ fn write_creates_parents_and_respects_umask() {
 
 #[test]
 fn write_goes_through_rw_binds() {
+    needs_root!();
     let s = Scratch::new("wr");
     let d = s.join("");
     let out = run(&refs(&sh(&["--bind", &d, "/out", "--write", "data", "/out/file"], "true")));
@@ -166,6 +177,7 @@ fn write_goes_through_rw_binds() {
 
 #[test]
 fn dir_keeps_existing_and_applies_the_tmp_rule() {
+    needs_root!();
     let out = run(&refs(&sh(
         &["--write", "x", "/f", "--dir", "/f", "--dir", "/a/tmp", "--dir", "/b/c"],
         "stat -c '%n %a %F' /f /a /a/tmp /b/c",
@@ -175,6 +187,7 @@ fn dir_keeps_existing_and_applies_the_tmp_rule() {
 
 #[test]
 fn dev_has_the_api_nodes_and_links() {
+    needs_root!();
     let out = run(&refs(&sh(
         &[],
         "stat -c '%n %F %t:%T' /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty; for l in stdin stdout stderr fd core ptmx; do echo $l $(readlink /dev/$l); done; stat -c '%a' /dev/shm /dev/pts; echo x > /dev/null && echo null-ok; head -c 4 /dev/zero | od -An -tx1; test -e /dev/console || echo no-console",
@@ -206,6 +219,7 @@ fn dev_has_the_api_nodes_and_links() {
 
 #[test]
 fn overlay_with_tmpfs_upper_is_writable_and_leaves_lowers_alone() {
+    needs_root!();
     let s = Scratch::new("ovl");
     for (dir, file, text) in [("l1", "a", "from-l1"), ("l2", "a", "from-l2"), ("l2", "b", "only-l2")] {
         std::fs::create_dir_all(s.path().join(dir)).unwrap();
@@ -236,6 +250,7 @@ fn overlay_with_tmpfs_upper_is_writable_and_leaves_lowers_alone() {
 
 #[test]
 fn overlay_with_real_upper_and_work_dirs() {
+    needs_root!();
     let s = Scratch::new("ovl2");
     for d in ["lower", "upper", "work"] {
         std::fs::create_dir_all(s.path().join(d)).unwrap();
@@ -253,6 +268,7 @@ fn overlay_with_real_upper_and_work_dirs() {
 
 #[test]
 fn environment_setenv_then_unsetenv_and_path_search_uses_the_new_path() {
+    needs_root!();
     let s = Scratch::new("env");
     std::fs::write(s.path().join("mytool"), "#!/bin/sh\necho mytool-ran\n").unwrap();
     std::os::unix::fs::PermissionsExt::set_mode(
@@ -315,6 +331,7 @@ fn environment_setenv_then_unsetenv_and_path_search_uses_the_new_path() {
 
 #[test]
 fn chdir_and_same_dir() {
+    needs_root!();
     let out = run(&refs(&sh(&["--dir", "/work/x", "--chdir", "/work/x"], "pwd")));
     assert_eq!(out.ok(), "/work/x\n");
     let s = Scratch::new("cwd");
@@ -328,6 +345,7 @@ fn chdir_and_same_dir() {
 
 #[test]
 fn namespaces_net_and_ipc() {
+    needs_root!();
     let host_net = std::fs::read_link("/proc/self/ns/net").unwrap();
     let host_ipc = std::fs::read_link("/proc/self/ns/ipc").unwrap();
     let out = run(&refs(&sh(
@@ -345,6 +363,7 @@ fn namespaces_net_and_ipc() {
 
 #[test]
 fn mounts_made_inside_do_not_reach_the_host() {
+    needs_root!();
     let s = Scratch::new("prop");
     let d = s.join("");
     let out = run(&refs(&sh(
@@ -359,6 +378,7 @@ fn mounts_made_inside_do_not_reach_the_host() {
 
 #[test]
 fn exit_status_of_the_command_is_the_sandboxs() {
+    needs_root!();
     assert_eq!(run(&refs(&sh(&[], "exit 42"))).status, 42);
     let mut args: Vec<&str> = BASE.to_vec();
     args.extend(["--", "no-such-command-here"]);
@@ -369,6 +389,7 @@ fn exit_status_of_the_command_is_the_sandboxs() {
 
 #[test]
 fn commands_start_at_the_first_non_option_without_double_dash() {
+    needs_root!();
     let mut args: Vec<&str> = BASE.to_vec();
     args.extend(["echo", "--tmpfs", "/x"]);
     assert_eq!(run(&args).ok(), "--tmpfs /x\n");
@@ -376,6 +397,7 @@ fn commands_start_at_the_first_non_option_without_double_dash() {
 
 #[test]
 fn default_command_is_bash() {
+    needs_root!();
     let mut args: Vec<&str> = BASE.to_vec();
     args.extend(["--setenv", "BASH_ENV", "/dev/null"]);
     let out = std::process::Command::new(binary())
@@ -394,6 +416,7 @@ fn default_command_is_bash() {
 
 #[test]
 fn pack_fds_moves_descriptors_from_three_and_sets_listen_vars() {
+    needs_root!();
     // bash opens fds 5 and 8 (not close-on-exec) and execs the sandbox.
     let bin = binary();
     let base = BASE.join(" ");
@@ -409,6 +432,7 @@ fn pack_fds_moves_descriptors_from_three_and_sets_listen_vars() {
 
 #[test]
 fn suspend_stops_before_exec() {
+    needs_root!();
     let mut args: Vec<String> = BASE.iter().map(|s| s.to_string()).collect();
     args.extend(["--suspend", "--", "sh", "-c", "echo resumed"].map(String::from));
     let child = std::process::Command::new(binary()).args(&args).stdout(std::process::Stdio::piped()).spawn().unwrap();
@@ -423,6 +447,7 @@ fn suspend_stops_before_exec() {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     assert!(stopped, "the sandbox stops itself");
+    // SAFETY: kill() takes plain integers.
     unsafe { libc::kill(pid as i32, libc::SIGCONT) };
     let out = child.wait_with_output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "resumed\n");
@@ -430,6 +455,7 @@ fn suspend_stops_before_exec() {
 
 #[test]
 fn duplicate_option_sets_are_deduplicated() {
+    needs_root!();
     let mut args: Vec<&str> = BASE.to_vec();
     args.extend(BASE);
     args.extend(["--ro-bind", "/usr/lib", "/usr/lib", "--", "sh", "-c", "grep -c ' /usr' /proc/self/mountinfo"]);
@@ -438,6 +464,7 @@ fn duplicate_option_sets_are_deduplicated() {
 
 #[test]
 fn destinations_below_root_that_exist_as_symlinks_are_resolved() {
+    needs_root!();
     let s = Scratch::new("toplink");
     std::fs::write(s.path().join("marker"), "dir-bound\n").unwrap();
     let d = s.join("");
@@ -475,6 +502,7 @@ fn destinations_below_root_that_exist_as_symlinks_are_resolved() {
 
 #[test]
 fn listen_pid_follows_a_listen_fds_given_by_the_caller() {
+    needs_root!();
     // mkosi 25 passes LISTEN_FDS itself; LISTEN_PID must name the command's process.
     let out = std::process::Command::new(binary())
         .args(BASE)
@@ -496,6 +524,7 @@ fn listen_pid_follows_a_listen_fds_given_by_the_caller() {
 
 #[test]
 fn sources_behind_symlinks_resolve_in_the_callers_root() {
+    needs_root!();
     let s = Scratch::new("srclink");
     std::fs::create_dir_all(s.path().join("real/sub")).unwrap();
     std::fs::write(s.path().join("real/sub/x"), "behind-links\n").unwrap();
@@ -517,6 +546,7 @@ fn sources_behind_symlinks_resolve_in_the_callers_root() {
 
 #[test]
 fn nofollow_binds_bind_the_symlink_itself() {
+    needs_root!();
     let s = Scratch::new("nofollow");
     std::fs::create_dir_all(s.path().join("etc")).unwrap();
     std::os::unix::fs::symlink("../run/systemd/resolve/stub-resolv.conf", s.path().join("etc/resolv.conf")).unwrap();
@@ -559,6 +589,7 @@ fn nofollow_binds_bind_the_symlink_itself() {
 
 #[test]
 fn debug_prints_each_operation_in_the_order_it_runs() {
+    needs_root!();
     let args = [
         "--debug",
         "--dir",

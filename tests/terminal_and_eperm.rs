@@ -14,6 +14,7 @@ fn under_pty(command: &str) -> String {
 
 #[test]
 fn console_is_the_callers_terminal() {
+    needs_root!();
     let cmd = format!(
         "{} {} -- sh -c 'test -c /dev/console && echo console-is-a-tty; grep -c \" /dev/console \" /proc/self/mountinfo'",
         binary().display(),
@@ -24,6 +25,7 @@ fn console_is_the_callers_terminal() {
 
 #[test]
 fn unreachable_terminal_node_means_no_console() {
+    needs_root!();
     // Hide /dev/pts in a private mount namespace: stderr's pty has no reachable node any more.
     let cmd = format!(
         "unshare -m --propagation private sh -c 'mount -t tmpfs tmpfs /dev/pts && exec {} {} -- sh -c \"test -e /dev/console || echo no-console\"'",
@@ -35,6 +37,7 @@ fn unreachable_terminal_node_means_no_console() {
 
 #[test]
 fn forbidden_user_namespace_prints_the_explanation() {
+    needs_root!();
     // The kernel refuses CLONE_NEWUSER to a chrooted process: EPERM, as with restricted userns.
     let s = Scratch::new("chroot");
     let root = s.join("root");

@@ -9,6 +9,7 @@ fn status_field(status: &str, name: &str) -> String {
 
 #[test]
 fn maps_the_caller_to_itself_with_ambient_capabilities() {
+    needs_root!();
     let out = run_as_nobody(&refs(&sh(
         &[],
         "id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map /proc/self/setgroups; cat /proc/self/status",
@@ -32,6 +33,7 @@ fn maps_the_caller_to_itself_with_ambient_capabilities() {
 
 #[test]
 fn become_root_maps_root_without_ambient_capabilities() {
+    needs_root!();
     let out = run_as_nobody(&refs(&sh(
         &["--become-root"],
         "id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map; grep CapAmb /proc/self/status",
@@ -47,6 +49,7 @@ fn become_root_maps_root_without_ambient_capabilities() {
 
 #[test]
 fn unprivileged_unshare_net_gets_a_network_namespace() {
+    needs_root!();
     let host_net = std::fs::read_link("/proc/self/ns/net").unwrap();
     let out = run_as_nobody(&refs(&sh(
         &["--unshare-net", "--become-root"],
@@ -60,6 +63,7 @@ fn unprivileged_unshare_net_gets_a_network_namespace() {
 
 #[test]
 fn unprivileged_mounts_work_inside() {
+    needs_root!();
     let s = Scratch::new("nobody");
     let d = s.join("");
     let out = run_as_nobody(&refs(&sh(
@@ -90,6 +94,7 @@ fn unprivileged_mounts_work_inside() {
 
 #[test]
 fn unprivileged_errors_are_one_line_too() {
+    needs_root!();
     let out = run_as_nobody(&refs(&sh(&["--ro-bind", "/root/nope", "/x"], "echo ran")));
     assert_eq!(out.status, 1);
     assert_eq!(out.stdout, "");
@@ -99,6 +104,7 @@ fn unprivileged_errors_are_one_line_too() {
 
 #[test]
 fn suppress_chown_makes_package_manager_chowns_succeed_without_effect() {
+    needs_root!();
     let script = "touch /var/tmp/f && chown 123:456 /var/tmp/f && echo chown-ok; stat -c '%u:%g' /var/tmp/f; sync; grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status | tr -s '\\t' ' '";
     let out = run_as_nobody(&refs(&sh(
         &["--become-root", "--suppress-chown", "--suppress-sync", "--tmpfs", "/var/tmp"],
@@ -113,6 +119,7 @@ fn suppress_chown_makes_package_manager_chowns_succeed_without_effect() {
 
 #[test]
 fn suppress_chown_is_not_applied_for_privileged_root() {
+    needs_root!();
     // Root with CAP_SYS_ADMIN gets no user namespace and a full uid_map: chown stays real.
     let out = run(&refs(&sh(
         &["--suppress-chown", "--tmpfs", "/var/tmp"],

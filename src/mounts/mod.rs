@@ -4,7 +4,7 @@
 //! Paths are relative to the workspace (the tmpfs that becomes `/` during set-up): `oldroot` is the
 //! caller's root, `newroot` the sandbox's.
 //!
-//! A new kind of operation gets its function here, called from [`execute`].
+//! A new kind of operation gets its function here, called from `execute`.
 
 mod fresh;
 
@@ -302,7 +302,8 @@ fn dev(ctx: &mut Work<'_, '_>, op: &Op) -> Result<()> {
     let s = &mut *ctx.scratch;
     mount_point_dir(s, op)?;
     // The mode matters: with tmpfs's default 1777, opening /dev/null fails with EACCES.
-    rustix::mount::mount(c"tmpfs", s.target.as_cstr(), c"tmpfs", MountFlags::empty(), c"mode=0755").during(Syscall::Mount)?;
+    rustix::mount::mount(c"tmpfs", s.target.as_cstr(), c"tmpfs", MountFlags::empty(), c"mode=0755")
+        .during(Syscall::Mount)?;
     let base = s.target.len();
 
     for node in [&b"null"[..], b"zero", b"full", b"random", b"urandom", b"tty", b"fuse"] {
@@ -334,7 +335,8 @@ fn dev(ctx: &mut Work<'_, '_>, op: &Op) -> Result<()> {
     s.target.push_component(b"pts").too_long()?;
     mkdir(s.target.as_cstr(), DIR_MODE).during(Syscall::Mkdir)?;
     let devpts_options = c"newinstance,ptmxmode=0666,mode=620";
-    rustix::mount::mount(c"devpts", s.target.as_cstr(), c"devpts", MountFlags::empty(), devpts_options).during(Syscall::Mount)?;
+    rustix::mount::mount(c"devpts", s.target.as_cstr(), c"devpts", MountFlags::empty(), devpts_options)
+        .during(Syscall::Mount)?;
     s.target.truncate(base);
     s.target.push_component(b"ptmx").too_long()?;
     rustix::fs::symlinkat(c"pts/ptmx", CWD, s.target.as_cstr()).during(Syscall::Symlink)?;
@@ -398,8 +400,9 @@ fn write(ctx: &mut Work<'_, '_>, op: &Op) -> Result<()> {
     let s = &mut *ctx.scratch;
     let mode = Mode::from_raw_mode(0o666 & !ctx.umask);
     let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC | OFlags::NOCTTY;
-    let made =
-        create_fresh(s, op.dst, Syscall::Open, |dir, name, _| rustix::fs::openat(dir, name, flags | OFlags::EXCL, mode))?;
+    let made = create_fresh(s, op.dst, Syscall::Open, |dir, name, _| {
+        rustix::fs::openat(dir, name, flags | OFlags::EXCL, mode)
+    })?;
     let fd = match made {
         Some(fd) => fd,
         None => {
@@ -469,7 +472,8 @@ fn overlay(
             opts.push(s.source.as_bytes()).too_long()?;
         }
     }
-    rustix::mount::mount(c"overlayfs", s.target.as_cstr(), c"overlay", MountFlags::empty(), opts.as_cstr()).during(Syscall::Mount)
+    rustix::mount::mount(c"overlayfs", s.target.as_cstr(), c"overlay", MountFlags::empty(), opts.as_cstr())
+        .during(Syscall::Mount)
 }
 
 /// A recursive bind between two resolved paths (no component of either is a symlink). A

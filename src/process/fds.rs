@@ -94,7 +94,9 @@ pub fn pack(storage: &mut Storage) -> Result<usize> {
             if *fd == want {
                 continue;
             }
-            let new = sys::dup_at_least(*fd, want).during(Syscall::Fcntl).map_err(|e| e.for_option("--pack-fds", None, None))?;
+            let new = sys::dup_at_least(*fd, want)
+                .during(Syscall::Fcntl)
+                .map_err(|e| e.for_option("--pack-fds", None, None))?;
             // SAFETY: the old descriptor was inherited, is owned by this process and now duplicated.
             drop(unsafe { OwnedFd::from_raw_fd(*fd) });
             *fd = new;

@@ -2,10 +2,10 @@
 //! left ([`prepare`]), what is done after the mounts ([`finish`]), and the command's environment,
 //! descriptors and exec. Submodules by concern:
 //!
-//! - [`args`]: the argv/environ pointers of the C runtime (a boundary: `unsafe` allowed);
-//! - [`env`]: the new environment;
-//! - [`fds`]: `--pack-fds` (where inherited descriptor numbers become owned: `unsafe` allowed);
-//! - [`exec`]: `execvp()`.
+//! - `args`: the argv/environ pointers of the C runtime (a boundary: `unsafe` allowed);
+//! - `env`: the new environment;
+//! - `fds`: `--pack-fds` (where inherited descriptor numbers become owned: `unsafe` allowed);
+//! - `exec`: `execvp()`.
 //!
 //! A step that runs between the mounts and the exec (say, forking an init for a PID namespace)
 //! belongs here, called from `run` after [`finish`].
@@ -50,7 +50,8 @@ pub fn prepare(
         Some(Chdir::Path(p)) => Some(p),
         Some(Chdir::SameDir) => {
             let mut buf = [0u8; PATH_CAP];
-            let cwd = sys::getcwd(&mut buf).during(Syscall::Getcwd).map_err(|e| e.for_option("--same-dir", None, None))?;
+            let cwd =
+                sys::getcwd(&mut buf).during(Syscall::Getcwd).map_err(|e| e.for_option("--same-dir", None, None))?;
             Some(bump.cstr(&[cwd]).overflow(Limit::DerivedStrings)?)
         }
         None => None,

@@ -18,26 +18,32 @@
 use super::Abi;
 pub use crate::sys::SockFilter;
 
-pub const LD_W_ABS: u16 = 0x20;
-pub const JMP_JA: u16 = 0x05;
-pub const JMP_JEQ_K: u16 = 0x15;
-pub const JMP_JGT_K: u16 = 0x25;
-pub const JMP_JGE_K: u16 = 0x35;
-pub const JMP_JSET_K: u16 = 0x45;
-pub const RET_K: u16 = 0x06;
+use linux_raw_sys::ptrace::{
+    BPF_ABS, BPF_JA, BPF_JEQ, BPF_JGE, BPF_JGT, BPF_JMP, BPF_JSET, BPF_K, BPF_LD, BPF_MAXINSNS, BPF_RET, BPF_W,
+    seccomp_data,
+};
 
-pub const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
-pub const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
-/// The x32 ABI shares AUDIT_ARCH_X86_64 and marks its numbers with this bit.
+/// The opcodes the assembler emits and the verifier accepts (class | size/op | mode/source).
+pub const LD_W_ABS: u16 = (BPF_LD | BPF_W | BPF_ABS) as u16;
+pub const JMP_JA: u16 = (BPF_JMP | BPF_JA) as u16;
+pub const JMP_JEQ_K: u16 = (BPF_JMP | BPF_JEQ | BPF_K) as u16;
+pub const JMP_JGT_K: u16 = (BPF_JMP | BPF_JGT | BPF_K) as u16;
+pub const JMP_JGE_K: u16 = (BPF_JMP | BPF_JGE | BPF_K) as u16;
+pub const JMP_JSET_K: u16 = (BPF_JMP | BPF_JSET | BPF_K) as u16;
+pub const RET_K: u16 = (BPF_RET | BPF_K) as u16;
+
+pub use linux_raw_sys::ptrace::{SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO};
+/// The x32 ABI shares AUDIT_ARCH_X86_64 and marks its numbers with this bit (linux-raw-sys has
+/// `__X32_SYSCALL_BIT` only in its x86_64 tables; the assembler and its tests run everywhere).
 pub const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 
 /// Offsets in `struct seccomp_data`.
-pub const DATA_NR: u32 = 0;
-pub const DATA_ARCH: u32 = 4;
-const DATA_SIZE: u32 = 64;
+pub const DATA_NR: u32 = core::mem::offset_of!(seccomp_data, nr) as u32;
+pub const DATA_ARCH: u32 = core::mem::offset_of!(seccomp_data, arch) as u32;
+const DATA_SIZE: u32 = core::mem::size_of::<seccomp_data>() as u32;
 
-/// The kernel's limit (BPF_MAXINSNS).
-pub const MAX_INSNS: usize = 4096;
+/// The kernel's limit.
+pub const MAX_INSNS: usize = BPF_MAXINSNS as usize;
 /// Our buffer: far above what any architecture's program needs (43 on x86_64).
 pub const PROGRAM_CAP: usize = 256;
 
@@ -173,6 +179,16 @@ mod tests {
 
     const fn i(code: u16, jt: u8, jf: u8, k: u32) -> SockFilter {
         SockFilter { code, jt, jf, k }
+    }
+
+    #[test]
+    fn constants_are_the_kernels() {
+        assert_eq!(
+            (LD_W_ABS, JMP_JA, JMP_JEQ_K, JMP_JGT_K, JMP_JGE_K, JMP_JSET_K, RET_K),
+            (0x20, 0x05, 0x15, 0x25, 0x35, 0x45, 0x06)
+        );
+        assert_eq!((DATA_NR, DATA_ARCH, DATA_SIZE), (0, 4, 64));
+        assert_eq!((SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO), (0x7fff_0000, 0x0005_0000));
     }
 
     #[test]

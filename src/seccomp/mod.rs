@@ -63,8 +63,7 @@ pub fn install(chown: bool, sync: bool) -> Result<()> {
     }
     let subject = |e: Error| e.for_option(if chown { "--suppress-chown" } else { "--suppress-sync" }, None, None);
     let mut program = bpf::Program::new();
-    bpf::assemble(abis, chown, sync, &mut program)
-        .map_err(|_| subject(Error::invalid(Invalid::FilterTooLong)))?;
+    bpf::assemble(abis, chown, sync, &mut program).map_err(|_| subject(Error::invalid(Invalid::FilterTooLong)))?;
     bpf::verify(program.as_slice()).map_err(|_| subject(Error::invalid(Invalid::FilterUnverifiable)))?;
     rustix::thread::set_no_new_privs(true).during(Syscall::Prctl).map_err(subject)?;
     crate::sys::install_seccomp_filter(program.as_slice()).during(Syscall::Seccomp).map_err(subject)

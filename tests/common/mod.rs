@@ -35,8 +35,35 @@ pub fn binary() -> PathBuf {
     .clone()
 }
 
+/// Whether the end-to-end tests can run here: they make namespaces and mounts as root, and switch
+/// to nobody themselves. Otherwise says so once per suite, on one line, for [`needs_root!`].
+pub fn is_root() -> bool {
+    use std::io::Write;
+    static SAID: std::sync::Once = std::sync::Once::new();
+    let root = rustix::process::geteuid().is_root();
+    if !root {
+        // Straight to fd 2: the test harness captures eprintln!() of passing tests.
+        SAID.call_once(|| {
+            let suite =
+                std::env::current_exe().ok().and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()));
+            let _ = writeln!(std::io::stderr(), "{}: skipped, needs root", suite.unwrap_or_default());
+        });
+    }
+    root
+}
+
+/// Returns from the calling test unless running as root (see [`is_root`]).
+#[macro_export]
+macro_rules! needs_root {
+    () => {
+        if !common::is_root() {
+            return;
+        }
+    };
+}
+
 pub fn require_root() {
-    assert_eq!(unsafe { libc::geteuid() }, 0, "the end-to-end tests run as root (they also switch to nobody)");
+    assert!(is_root(), "the end-to-end tests run as root (they also switch to nobody)");
 }
 
 /// A minimal host-backed root: /usr read-only plus the merged-/usr symlinks, /proc and /dev.

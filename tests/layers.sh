@@ -1,0 +1,45 @@
+#!/bin/bash
+# No module imports a module above it: the layer order is the numbered list in src/lib.rs's doc
+# comment ("//! N. [`a`], [`b`]: ..."); a module may use modules of lower layers (and itself).
+# Usage: tests/layers.sh   (from the repository root; `make check` runs it)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+declare -A layer
+while read -r n mods; do
+	for m in $mods; do layer[$m]=$n; done
+done < <(grep '^//! [0-9]\+\. ' src/lib.rs | sed 's/: .*//' |
+	awk '{ n = $2 + 0; out = n; s = $0
+		while (match(s, /\[`[a-z_]+`\]/)) { out = out " " substr(s, RSTART + 2, RLENGTH - 4); s = substr(s, RSTART + RLENGTH) }
+		print out }')
+
+[ ${#layer[@]} -gt 0 ] || { echo "layers.sh: no layer list found in src/lib.rs" >&2; exit 1; }
+bad=0
+for file in $(find src -name '*.rs' ! -path src/lib.rs ! -path src/main.rs | sort); do
+	rel=${file#src/}
+	module=${rel%%/*}
+	module=${module%.rs}
+	own=${layer[$module]:-}
+	if [ -z "$own" ]; then
+		echo "layers.sh: $file: module '$module' is not in the layer list of src/lib.rs" >&2
+		bad=1
+		continue
+	fi
+	# Every crate path this file names: crate::x, and crate::{x, y::z}.
+	used=$(grep -v '^\s*//' "$file" | grep -o 'crate::\({[^}]*}\|[a-z_]*\)' |
+		sed 's/^crate:://; s/[{}]//g' | tr ',' '\n' | sed 's/^ *//; s/::.*//' | grep -v '^$' | sort -u || true)
+	for dep in $used; do
+		[ "$dep" = "$module" ] && continue
+		theirs=${layer[$dep]:-}
+		if [ -z "$theirs" ]; then
+			# An item of lib.rs itself (the top): always above.
+			echo "layers.sh: $file ($module, layer $own) uses crate::$dep, which is lib.rs (the top)" >&2
+			bad=1
+		elif [ "$theirs" -ge "$own" ]; then
+			echo "layers.sh: $file ($module, layer $own) uses $dep (layer $theirs): not below" >&2
+			bad=1
+		fi
+	done
+done
+[ $bad = 0 ] && echo "layers.sh: ${#layer[@]} modules, no module uses one above it"
+exit $bad
