@@ -119,20 +119,27 @@ pub fn is_tmp_dir(path: &[u8]) -> bool {
     path.ends_with(b"/tmp") || path.ends_with(b"/var/tmp")
 }
 
-/// Length of the normalized key of `path`: its components joined by NUL bytes. Comparing keys
-/// bytewise orders paths exactly like Python compares `splitpath()` tuples (NUL sorts below every
-/// byte a component can hold, and a proper prefix sorts first).
-pub fn key_len(path: &[u8]) -> usize {
+/// The components the key of `path` is made of: Python's `splitpath()` (empty ones dropped, `.`
+/// kept: the original's identity and order of operations) or, with `keep_dots` false, those of
+/// `commonpath()` and `relpath()` (`.` dropped too).
+fn key_components(path: &[u8], keep_dots: bool) -> impl Iterator<Item = &[u8]> {
+    path.split(|&b| b == b'/').filter(move |c| !c.is_empty() && (keep_dots || *c != b"."))
+}
+
+/// Length of the key of `path`: its components joined by NUL bytes. Comparing keys bytewise
+/// orders paths exactly like Python compares `splitpath()` tuples (NUL sorts below every byte a
+/// component can hold, and a proper prefix sorts first).
+pub fn key_len(path: &[u8], keep_dots: bool) -> usize {
     let mut len = 0;
-    for (i, c) in components(path).enumerate() {
+    for (i, c) in key_components(path, keep_dots).enumerate() {
         len += c.len() + usize::from(i > 0);
     }
     len
 }
 
-pub fn write_key(path: &[u8], out: &mut [u8]) {
+pub fn write_key(path: &[u8], keep_dots: bool, out: &mut [u8]) {
     let mut at = 0;
-    for (i, c) in components(path).enumerate() {
+    for (i, c) in key_components(path, keep_dots).enumerate() {
         if i > 0 {
             out[at] = 0;
             at += 1;
@@ -286,8 +293,8 @@ pub(crate) mod tests {
     use std::os::unix::fs::symlink;
 
     fn key(p: &str) -> Vec<u8> {
-        let mut v = vec![0; key_len(p.as_bytes())];
-        write_key(p.as_bytes(), &mut v);
+        let mut v = vec![0; key_len(p.as_bytes(), true)];
+        write_key(p.as_bytes(), true, &mut v);
         v
     }
 
@@ -297,7 +304,8 @@ pub(crate) mod tests {
         assert!(key("/a") < key("/a/b"));
         assert!(key("/") < key("/a"));
         assert_eq!(key("//usr///lib/"), key("/usr/lib"));
-        assert_eq!(key("/usr/./lib"), key("/usr/lib"));
+        // splitpath() keeps `.`: "/usr/./lib" is another path, and sorts before "/usr/lib".
+        assert!(key("/usr/./lib") < key("/usr/lib"));
         assert_ne!(key("/usr/../lib"), key("/lib"));
     }
 
