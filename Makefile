@@ -6,7 +6,7 @@ BIN     := target/$(TARGET)/release/mkosi-sandbox
 ARM_BIN := target/$(ARM)/release/mkosi-sandbox
 CARGO   ?= cargo
 
-.PHONY: all build aarch64 targets test unit e2e cross-smoke differential initramfs demo bench clean
+.PHONY: all build aarch64 targets check test unit e2e cross-smoke differential initramfs demo bench clean
 
 all: build
 
@@ -25,6 +25,15 @@ targets:
 
 unit:
 	$(CARGO) test --lib
+
+# The gate that needs neither root nor network: format, lints (warnings are errors; the unsafe
+# lints are in Cargo.toml), documentation, unit tests, and the module layering.
+check:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps
+	$(CARGO) test --lib
+	bash tests/layers.sh
 
 # End-to-end tests run the static binary for real (root, and nobody via setpriv).
 e2e: build

@@ -15,7 +15,6 @@ struct Abi {
 fn main() {
     let table = "src/seccomp/syscalls.tsv";
     println!("cargo:rerun-if-changed={table}");
-    println!("cargo:rerun-if-changed=.git/HEAD");
     let text = std::fs::read_to_string(table).expect("read syscalls.tsv");
 
     let mut abis: Vec<Abi> = Vec::new();
@@ -85,24 +84,15 @@ fn main() {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let names = |group: &str| {
-            rows.iter()
-                .filter(|r| r.1 == group && r.2[i].is_some())
-                .map(|r| format!("{:?}", r.0))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
         writeln!(
             out,
-            "pub const {}: Abi = Abi {{ name: {:?}, arch: {:#010x}, x32: {}, chown: &[{}], sync: &[{}], chown_names: &[{}], sync_names: &[{}] }};",
+            "pub const {}: Abi = Abi {{ name: {:?}, arch: {:#010x}, x32: {}, chown: &[{}], sync: &[{}] }};",
             abi.name.to_uppercase(),
             abi.name,
             abi.arch,
             abi.x32,
             list("chown"),
             list("sync"),
-            names("chown"),
-            names("sync"),
         )
         .unwrap();
     }
@@ -116,12 +106,34 @@ fn main() {
     let dest = Path::new(&std::env::var("OUT_DIR").unwrap()).join("seccomp_tables.rs");
     std::fs::write(dest, out).unwrap();
 
-    let commit = std::process::Command::new("git")
-        .args(["rev-parse", "--short=12", "HEAD"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "unknown".into());
+    let commit = commit();
     println!("cargo:rustc-env=MKOSI_SANDBOX_COMMIT={commit}");
+}
+
+fn git(args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new("git").args(args).output().ok().filter(|o| o.status.success())?;
+    Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// The commit being built ("unknown" outside a git checkout). Cargo must run this script again
+/// whenever HEAD moves: a commit on the current branch changes the branch's ref (loose, or in
+/// packed-refs) and appends to logs/HEAD, but not HEAD itself; in a worktree, HEAD and its log
+/// are in the worktree's git dir and the refs in the common one.
+fn commit() -> String {
+    let Some(commit) = git(&["rev-parse", "--short=12", "HEAD"]) else {
+        return "unknown".into();
+    };
+    let dir = git(&["rev-parse", "--git-dir"]).unwrap_or_else(|| ".git".into());
+    let common = git(&["rev-parse", "--git-common-dir"]).unwrap_or_else(|| dir.clone());
+    let mut watch = vec![format!("{dir}/HEAD"), format!("{dir}/logs/HEAD"), format!("{common}/packed-refs")];
+    if let Some(head) = git(&["symbolic-ref", "-q", "HEAD"]) {
+        watch.push(format!("{common}/{head}"));
+    }
+    for path in watch {
+        // A path that does not exist would make Cargo run the script on every build.
+        if Path::new(&path).exists() {
+            println!("cargo:rerun-if-changed={path}");
+        }
+    }
+    commit
 }

@@ -315,7 +315,7 @@ mod tests {
             }
             a
         };
-        let abi = Abi { name: "big", arch: 1, x32: false, chown: &MANY, sync: &[], chown_names: &[], sync_names: &[] };
+        let abi = Abi { name: "big", arch: 1, x32: false, chown: &MANY, sync: &[] };
         let mut p = Program::new();
         assert_eq!(assemble(&[abi], true, false, &mut p), Err(AsmError::JumpTooFar));
     }

@@ -20,8 +20,6 @@ pub struct Abi {
     pub x32: bool,
     pub chown: &'static [u32],
     pub sync: &'static [u32],
-    pub chown_names: &'static [&'static str],
-    pub sync_names: &'static [&'static str],
 }
 
 pub mod tables {
