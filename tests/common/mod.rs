@@ -44,9 +44,12 @@ pub fn is_root() -> bool {
     if !root {
         // Straight to fd 2: the test harness captures eprintln!() of passing tests.
         SAID.call_once(|| {
-            let suite =
+            // The test binary is named <suite>-<hash>.
+            let exe =
                 std::env::current_exe().ok().and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()));
-            let _ = writeln!(std::io::stderr(), "{}: skipped, needs root", suite.unwrap_or_default());
+            let exe = exe.unwrap_or_default();
+            let suite = exe.rsplit_once('-').map_or(exe.as_str(), |(suite, _)| suite);
+            let _ = writeln!(std::io::stderr(), "{suite}: skipped, needs root");
         });
     }
     root
