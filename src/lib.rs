@@ -143,7 +143,7 @@ pub fn run(args: &CArgs, environ: &CEnv, storage: &'static mut Storage) -> i32 {
         process::finish(settings, &prepared, umask)?;
 
         let (command, argv) = args.command(settings.command);
-        let errno = process::exec::execvp(command, argv, &env, exec);
+        let errno = process::exec::execvp(command, argv, &env, exec, mounts.spare_path());
         Err(Error::sys(Syscall::Execvp, errno).for_argument(command))
     })();
     match result {

@@ -53,6 +53,12 @@ pub struct Storage {
 }
 
 impl Storage {
+    /// A path buffer that set-up no longer needs once it is done, and has touched already: the
+    /// exec's PATH search writes there without a new page fault.
+    pub fn spare_path(&mut self) -> &mut PathBuf {
+        &mut self.source
+    }
+
     pub const fn new() -> Self {
         Self {
             source: PathBuf::new(),

@@ -11,13 +11,11 @@ use crate::sys::{self, Argv, Envp};
 pub struct Storage {
     /// The NULL-terminated environment handed to execve().
     envp: [*const u8; MAX_ENV + 1],
-    /// The candidate path of the PATH search.
-    path: PathBuf,
 }
 
 impl Storage {
     pub const fn new() -> Self {
-        Self { envp: [core::ptr::null(); MAX_ENV + 1], path: PathBuf::new() }
+        Self { envp: [core::ptr::null(); MAX_ENV + 1] }
     }
 }
 
@@ -29,9 +27,10 @@ impl Default for Storage {
 
 /// `os.execvp()`: a PATH search in the new environment (default `/bin:/usr/bin`), without the
 /// shell fallback for ENOEXEC. Returns the error that decides the outcome: the first one other
-/// than ENOENT/ENOTDIR, else the last.
-pub fn execvp(command: &CStr, argv: Argv, env: &Environment<'_>, storage: &mut Storage) -> Errno {
-    let Storage { envp, path } = storage;
+/// than ENOENT/ENOTDIR, else the last. `path` holds each candidate: a buffer that set-up has
+/// already touched will do (see `mounts::Storage::spare_path`), so the search costs no page fault.
+pub fn execvp(command: &CStr, argv: Argv, env: &Environment<'_>, storage: &mut Storage, path: &mut PathBuf) -> Errno {
+    let Storage { envp } = storage;
     // The environment cannot outgrow its storage; the array has room for it and the NULL.
     let Some(envp) = Envp::new(envp, env.entries()) else { return Errno::TOOBIG };
 

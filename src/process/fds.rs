@@ -36,6 +36,9 @@ impl Default for Storage {
 /// close-on-exec would vanish at exec and are closed instead of packed. Runs before anything in
 /// this process opens a descriptor of its own that must survive: every descriptor from 3 up is
 /// inherited.
+// Never inlined: its 16 KiB list would join the caller's stack frame, whose every page the stack
+// probes touch on each start, with or without --pack-fds.
+#[inline(never)]
 pub fn pack(storage: &mut Storage) -> Result<usize> {
     const START: i32 = 3;
     let fds = &mut storage.fds;

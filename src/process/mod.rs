@@ -48,12 +48,7 @@ pub fn prepare(
 ) -> Result<Prepared> {
     let cwd = match settings.chdir {
         Some(Chdir::Path(p)) => Some(p),
-        Some(Chdir::SameDir) => {
-            let mut buf = [0u8; PATH_CAP];
-            let cwd =
-                sys::getcwd(&mut buf).during(Syscall::Getcwd).map_err(|e| e.for_option("--same-dir", None, None))?;
-            Some(bump.cstr(&[cwd]).overflow(Limit::DerivedStrings)?)
-        }
+        Some(Chdir::SameDir) => Some(same_dir(bump)?),
         None => None,
     };
     let has_dev = plan.iter().any(|op| op.kind == OpKind::Dev);
@@ -70,6 +65,15 @@ pub fn prepare(
         env.set(bump, b"LISTEN_PID", decimal::format(pid, &mut digits))?;
     }
     Ok(Prepared { ttyname, cwd })
+}
+
+/// The caller's working directory, for `--same-dir`. Never inlined, for the reason `fds::pack`
+/// is not: the 4 KiB buffer stays out of the frame of every start.
+#[inline(never)]
+fn same_dir(bump: &mut Bump<'static>) -> Result<&'static CStr> {
+    let mut buf = [0u8; PATH_CAP];
+    let cwd = sys::getcwd(&mut buf).during(Syscall::Getcwd).map_err(|e| e.for_option("--same-dir", None, None))?;
+    bump.cstr(&[cwd]).overflow(Limit::DerivedStrings)
 }
 
 /// After the mounts: the working directory, the caller's umask, `--exec-fd`, `--suspend`.
