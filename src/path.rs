@@ -130,11 +130,17 @@ fn key_components(path: &[u8], keep_dots: bool) -> impl Iterator<Item = &[u8]> {
 /// orders paths exactly like Python compares `splitpath()` tuples (NUL sorts below every byte a
 /// component can hold, and a proper prefix sorts first).
 pub fn key_len(path: &[u8], keep_dots: bool) -> usize {
-    let mut len = 0;
+    key_shape(path, keep_dots).0
+}
+
+/// [`key_len`], and whether `path` has a `.` component (in the same walk).
+pub fn key_shape(path: &[u8], keep_dots: bool) -> (usize, bool) {
+    let (mut len, mut dot) = (0, false);
     for (i, c) in key_components(path, keep_dots).enumerate() {
         len += c.len() + usize::from(i > 0);
+        dot |= c == b".";
     }
-    len
+    (len, dot)
 }
 
 pub fn write_key(path: &[u8], keep_dots: bool, out: &mut [u8]) {

@@ -10,7 +10,7 @@ use core::ffi::CStr;
 use crate::cli::{MAX_OPS, Op, OpKind, Request};
 use crate::containers::{Bump, FixedVec};
 use crate::error::{Limit, Overflow, Result};
-use crate::path::{components, key_len, write_key};
+use crate::path::{components, key_len, key_shape, write_key};
 
 /// The planner's working storage: a key per operation, the order, the binds being compared.
 pub struct Storage {
@@ -107,17 +107,18 @@ fn is_plain(path: &[u8]) -> bool {
     body.split(|&b| b == b'/').all(|c| !c.is_empty() && c != b".")
 }
 
-fn make_key(path: &[u8], keep_dots: bool, bump: &mut Bump<'static>) -> Result<&'static [u8]> {
-    let buf = bump.alloc(key_len(path, keep_dots)).overflow(Limit::DerivedStrings)?;
+fn make_key(path: &[u8], len: usize, keep_dots: bool, bump: &mut Bump<'static>) -> Result<&'static [u8]> {
+    let buf = bump.alloc(len).overflow(Limit::DerivedStrings)?;
     write_key(path, keep_dots, buf);
     Ok(buf)
 }
 
 /// The `splitpath()` key of `path` and the key without `.` (the same slice when there is none).
 fn make_keys(path: &[u8], bump: &mut Bump<'static>) -> Result<(&'static [u8], &'static [u8])> {
-    let key = make_key(path, true, bump)?;
-    if key.split(|&b| b == 0).any(|c| c == b".") {
-        return Ok((key, make_key(path, false, bump)?));
+    let (len, dot) = key_shape(path, true);
+    let key = make_key(path, len, true, bump)?;
+    if dot {
+        return Ok((key, make_key(path, key_len(path, false), false, bump)?));
     }
     Ok((key, key))
 }
@@ -235,7 +236,8 @@ fn implied(m_index: u32, m: &Op, mk: &Keys, ops: &[Op], keys: &[Keys], sorted: &
     let mut dst = mk.dst_implied;
     // With a `.` in SRC or DST, the same paths written plainly are another bind, at relpath ".".
     // (Without, they are m's own identity: a duplicate, not an implication.)
-    if (src, dst) != (mk.src, mk.dst) && implies(src, dst) {
+    let dotted = !core::ptr::eq(src, mk.src) || !core::ptr::eq(dst, mk.dst);
+    if dotted && implies(src, dst) {
         return true;
     }
     loop {
