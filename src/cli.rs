@@ -19,6 +19,8 @@ pub const MAX_OPS: usize = 8192;
 pub const MAX_LOWERDIRS: usize = 1024;
 /// `--setenv` and `--unsetenv` entries each.
 pub const MAX_ENV_EDITS: usize = 1024;
+/// `--binfmt-register` arguments.
+pub const MAX_BINFMT_RULES: usize = 256;
 
 /// Read access to the process's arguments (argv without `argv[0]`).
 pub trait Args {
@@ -41,6 +43,8 @@ pub enum OpKind {
     Dev,
     Proc,
     Dir,
+    /// `--binfmt-misc DST`: a binfmt_misc mount (the sandbox's own instance with a user namespace).
+    BinfmtMisc,
     /// `--[ro-]bind[-try]` and `--[ro-]bind-nofollow`; `relative` when SRC had a leading `+`
     /// (resolved in the new root); `follow` false when a symlink SRC is bound as the link itself.
     Bind {
@@ -81,6 +85,7 @@ impl Op {
             OpKind::Dev => "--dev",
             OpKind::Proc => "--proc",
             OpKind::Dir => "--dir",
+            OpKind::BinfmtMisc => "--binfmt-misc",
             OpKind::Bind { readonly: false, follow: false, .. } => "--bind-nofollow",
             OpKind::Bind { readonly: true, follow: false, .. } => "--ro-bind-nofollow",
             OpKind::Bind { readonly: false, required: true, .. } => "--bind",
@@ -140,6 +145,8 @@ pub struct Settings {
     pub exec_fd: Option<i32>,
     /// `--debug` (newer mkosi): print each filesystem operation as it runs.
     pub debug: bool,
+    /// Any `--binfmt-register` (the rules are [`Request::binfmt_rules`]).
+    pub binfmt_register: bool,
     /// Index of the command's first argument; equal to the argument count for the default `bash`.
     pub command: usize,
 }
@@ -162,6 +169,8 @@ pub struct Request<'s> {
     pub lowerdirs: &'s [&'static CStr],
     pub setenv: &'s [(&'static CStr, &'static CStr)],
     pub unsetenv: &'s [&'static CStr],
+    /// The `--binfmt-register` values, as given.
+    pub binfmt_rules: &'s [&'static CStr],
 }
 
 /// Where parsing puts what it collects (argv strings are borrowed, never copied).
@@ -170,11 +179,18 @@ pub struct Storage {
     lowerdirs: FixedVec<&'static CStr, MAX_LOWERDIRS>,
     setenv: FixedVec<(&'static CStr, &'static CStr), MAX_ENV_EDITS>,
     unsetenv: FixedVec<&'static CStr, MAX_ENV_EDITS>,
+    binfmt_rules: FixedVec<&'static CStr, MAX_BINFMT_RULES>,
 }
 
 impl Storage {
     pub const fn new() -> Self {
-        Self { ops: FixedVec::new(), lowerdirs: FixedVec::new(), setenv: FixedVec::new(), unsetenv: FixedVec::new() }
+        Self {
+            ops: FixedVec::new(),
+            lowerdirs: FixedVec::new(),
+            setenv: FixedVec::new(),
+            unsetenv: FixedVec::new(),
+            binfmt_rules: FixedVec::new(),
+        }
     }
 }
 
@@ -187,7 +203,7 @@ impl Default for Storage {
 pub const VERSION: &str = "26~devel";
 
 pub fn parse<'s, A: Args + ?Sized>(args: &A, storage: &'s mut Storage) -> Result<Parsed<'s>> {
-    let Storage { ops, lowerdirs, setenv, unsetenv } = storage;
+    let Storage { ops, lowerdirs, setenv, unsetenv, binfmt_rules } = storage;
     let mut settings = Settings::default();
     // Pending `--overlay-*` values; reset at each `--overlay`, leftovers ignored.
     let mut lower_start = 0usize;
@@ -213,7 +229,7 @@ pub fn parse<'s, A: Args + ?Sized>(args: &A, storage: &'s mut Storage) -> Result
             b"--" => break,
             b"-h" | b"--help" => return Ok(Parsed::Help),
             b"--version" => return Ok(Parsed::Version),
-            b"--tmpfs" | b"--dev" | b"--proc" | b"--dir" | b"--overlay" => {
+            b"--tmpfs" | b"--dev" | b"--proc" | b"--dir" | b"--binfmt-misc" | b"--overlay" => {
                 let opt = option_name(name);
                 let dst = value(opt, None)?;
                 let kind = match name {
@@ -221,6 +237,7 @@ pub fn parse<'s, A: Args + ?Sized>(args: &A, storage: &'s mut Storage) -> Result
                     b"--dev" => OpKind::Dev,
                     b"--proc" => OpKind::Proc,
                     b"--dir" => OpKind::Dir,
+                    b"--binfmt-misc" => OpKind::BinfmtMisc,
                     _ => {
                         // The last lowerdir given is the top one: store them reversed.
                         let given = lowerdirs.len();
@@ -284,6 +301,11 @@ pub fn parse<'s, A: Args + ?Sized>(args: &A, storage: &'s mut Storage) -> Result
                 }
                 setenv.push((key, val)).overflow(Limit::Setenv)?;
             }
+            b"--binfmt-register" => {
+                let rule = value("--binfmt-register", None)?;
+                binfmt_rules.push(rule).overflow(Limit::BinfmtRules)?;
+                settings.binfmt_register = true;
+            }
             b"--chdir" => settings.chdir = Some(Chdir::Path(value("--chdir", None)?)),
             b"--same-dir" => settings.chdir = Some(Chdir::SameDir),
             b"--exec-fd" => {
@@ -325,6 +347,8 @@ pub fn parse<'s, A: Args + ?Sized>(args: &A, storage: &'s mut Storage) -> Result
         lowerdirs: lowerdirs.as_slice(),
         setenv: setenv.as_slice(),
         unsetenv: unsetenv.as_slice(),
+        // Not touched unless given: its storage costs a page fault otherwise.
+        binfmt_rules: if settings.binfmt_register { binfmt_rules.as_slice() } else { &[] },
     }))
 }
 
@@ -334,6 +358,7 @@ fn option_name(name: &[u8]) -> &'static str {
         b"--dev" => "--dev",
         b"--proc" => "--proc",
         b"--dir" => "--dir",
+        b"--binfmt-misc" => "--binfmt-misc",
         b"--overlay" => "--overlay",
         b"--bind" => "--bind",
         b"--ro-bind" => "--ro-bind",
@@ -397,9 +422,19 @@ pub const HELP_BODY: &str = "Run the specified command in a custom sandbox.
      --pack-fds                  Pack inherited fds from 3 up and set LISTEN_FDS/LISTEN_PID
      --exec-fd FD                Make FD close-on-exec right before execve() (mkosi 25)
      --debug                     Print each filesystem operation as it runs
+     --binfmt-misc DST           Mount binfmt_misc on DST (with a user namespace, the
+                                 sandbox's own instance: Linux >= 6.7)
+     --binfmt-register RULE      Register an emulator in the sandbox's own binfmt_misc,
+                                 never the host's: RULE is a register line
+                                 (:name:type:offset:magic:mask:interpreter:flags) or a
+                                 binfmt.d file, e.g. /usr/lib/binfmt.d/qemu-aarch64.conf;
+                                 the host's interpreter is used (flag F). Needs Linux
+                                 >= 6.7 and a regular user with --become-root (root's
+                                 sandbox has no user namespace of its own)
 
 Limits: 8192 operations, 1024 --overlay-lowerdir, 1024 --setenv and --unsetenv each,
-4096 environment entries, 4096 --pack-fds descriptors, 6 MiB of derived strings.
+4096 environment entries, 4096 --pack-fds descriptors, 256 --binfmt-register rules,
+6 MiB of derived strings.
 
 See the mkosi-sandbox(1) man page for details.
 ";

@@ -18,7 +18,11 @@ pub enum Syscall {
     Chroot,
     /// `execve()` of each candidate of the PATH search, named as the original names it.
     Execvp,
+    Fchdir,
     Fcntl,
+    Fsconfig,
+    Fsmount,
+    Fsopen,
     Getcwd,
     Getdents64,
     Kill,
@@ -31,6 +35,7 @@ pub enum Syscall {
     OpenTree,
     PivotRoot,
     Prctl,
+    Read,
     Readlink,
     Seccomp,
     Stat,
@@ -48,7 +53,11 @@ impl Syscall {
             Syscall::Chdir => "chdir",
             Syscall::Chroot => "chroot",
             Syscall::Execvp => "execvp",
+            Syscall::Fchdir => "fchdir",
             Syscall::Fcntl => "fcntl",
+            Syscall::Fsconfig => "fsconfig",
+            Syscall::Fsmount => "fsmount",
+            Syscall::Fsopen => "fsopen",
             Syscall::Getcwd => "getcwd",
             Syscall::Getdents64 => "getdents64",
             Syscall::Kill => "kill",
@@ -61,6 +70,7 @@ impl Syscall {
             Syscall::OpenTree => "open_tree",
             Syscall::PivotRoot => "pivot_root",
             Syscall::Prctl => "prctl",
+            Syscall::Read => "read",
             Syscall::Readlink => "readlink",
             Syscall::Seccomp => "seccomp",
             Syscall::Stat => "stat",
@@ -84,6 +94,18 @@ pub enum Invalid {
     FilterTooLong,
     /// The seccomp program fails our copy of the kernel's checks.
     FilterUnverifiable,
+    /// A `--binfmt-register` rule or its file, as `binfmt::rule` words it (the field at fault).
+    BinfmtRule(&'static str),
+    /// `--binfmt-register` without a user namespace of the sandbox's own.
+    BinfmtNoUserNamespace,
+    /// `--binfmt-register` in a user namespace whose root user is not mapped.
+    BinfmtRootUnmapped,
+    /// The kernel gives user namespaces no binfmt_misc instance (before Linux 6.7).
+    BinfmtKernelTooOld,
+    /// The kernel has no binfmt_misc at all.
+    BinfmtMissing,
+    /// The instance the kernel gave is not a fresh, private one.
+    BinfmtNotPrivate,
 }
 
 impl Invalid {
@@ -96,6 +118,23 @@ impl Invalid {
             Invalid::NotADescriptor => "not a file descriptor number",
             Invalid::FilterTooLong => "seccomp filter too long",
             Invalid::FilterUnverifiable => "seccomp filter failed verification",
+            Invalid::BinfmtRule(why) => why,
+            Invalid::BinfmtNoUserNamespace => {
+                "needs a user namespace of the sandbox's own, or the host's binfmt_misc would change; \
+                 a root caller's sandbox has none: run as a regular user with --become-root"
+            }
+            Invalid::BinfmtRootUnmapped => {
+                "the sandbox's binfmt_misc belongs to its root user, who exists only with --become-root: \
+                 pass --become-root"
+            }
+            Invalid::BinfmtKernelTooOld => {
+                "this kernel gives user namespaces no binfmt_misc of their own (Linux 6.7 and newer do); \
+                 not registering in the host's"
+            }
+            Invalid::BinfmtMissing => "the kernel has no binfmt_misc (CONFIG_BINFMT_MISC)",
+            Invalid::BinfmtNotPrivate => {
+                "the kernel gave the host's binfmt_misc instance, not a private one; not registering"
+            }
         }
     }
 }
@@ -109,6 +148,7 @@ pub enum Limit {
     Unsetenv,
     Environment,
     PackFds,
+    BinfmtRules,
     /// The byte bump for sort keys, `NAME=VALUE` pairs and the cwd.
     DerivedStrings,
 }
@@ -122,6 +162,7 @@ impl Limit {
             Limit::Unsetenv => "--unsetenv entries",
             Limit::Environment => "environment entries",
             Limit::PackFds => "descriptors for --pack-fds",
+            Limit::BinfmtRules => "--binfmt-register rules",
             Limit::DerivedStrings => "bytes for derived strings",
         }
     }

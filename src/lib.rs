@@ -25,7 +25,8 @@
 //! 6. [`cli`]: argv into operations and settings
 //! 7. [`plan`]: the order of operations
 //! 8. [`process`]: argv/environ, environment, descriptors, exec
-//! 9. [`seccomp`], [`userns`]: the filter, ids and capabilities
+//! 9. [`seccomp`], [`userns`], [`binfmt`]: the filter, ids and capabilities; binfmt_misc rules
+//!    and the sandbox's own instance
 //! 10. [`namespaces`]: leaving the caller's namespaces
 //! 11. [`mounts`]: the sandbox's filesystem
 //! 12. this file: [`run`] and [`Storage`]
@@ -37,6 +38,7 @@
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 
+pub mod binfmt;
 pub mod cli;
 pub mod containers;
 pub mod decimal;
@@ -76,6 +78,7 @@ pub struct Storage {
     fds: process::fds::Storage,
     mounts: mounts::Storage,
     exec: process::exec::Storage,
+    binfmt: binfmt::Storage,
     derived: [u8; MAX_DERIVED_BYTES],
 }
 
@@ -88,6 +91,7 @@ impl Storage {
             fds: process::fds::Storage::new(),
             mounts: mounts::Storage::new(),
             exec: process::exec::Storage::new(),
+            binfmt: binfmt::Storage::new(),
             derived: [0; MAX_DERIVED_BYTES],
         }
     }
@@ -101,7 +105,7 @@ impl Default for Storage {
 
 /// Runs the sandbox; returns the exit status when it does not exec.
 pub fn run(args: &CArgs, environ: &CEnv, storage: &'static mut Storage) -> i32 {
-    let Storage { cli, plan, env, fds, mounts, exec, derived } = storage;
+    let Storage { cli, plan, env, fds, mounts, exec, binfmt, derived } = storage;
     let mut bump = Bump::new(derived);
 
     let request = match cli::parse(args, cli) {
@@ -136,9 +140,12 @@ pub fn run(args: &CArgs, environ: &CEnv, storage: &'static mut Storage) -> i32 {
         let plan = plan::plan(&request, plan, &mut bump)?;
         env.apply_edits(&mut bump, request.setenv, request.unsetenv)?;
         let prepared = process::prepare(settings, &plan, &mut env, fds, &mut bump)?;
+        let rules = if settings.binfmt_register { binfmt::load(request.binfmt_rules, binfmt, &mut bump)? } else { &[] };
         namespaces::enter(settings)?;
+        let floor = if settings.binfmt_register { Some(binfmt::register(rules)?) } else { None };
         let umask = rustix::process::umask(Mode::empty());
-        let context = mounts::Context { ttyname: prepared.ttyname, umask, debug: settings.debug };
+        let context =
+            mounts::Context { ttyname: prepared.ttyname, umask, debug: settings.debug, floor: floor.as_ref() };
         mounts::setup(&plan, mounts, &context)?;
         process::finish(settings, &prepared, umask)?;
 

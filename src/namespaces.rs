@@ -7,11 +7,14 @@ use rustix::mount::MountPropagationFlags;
 
 use crate::cli::Settings;
 use crate::error::{During, Result, Stage, Syscall};
-use crate::{seccomp, sys, userns};
+use crate::{binfmt, seccomp, sys, userns};
 
 pub fn enter(settings: &Settings) -> Result<()> {
     let caller = userns::Caller::current()?;
     let userns = caller.needs_userns(settings.become_root);
+    if settings.binfmt_register {
+        binfmt::may_register(userns, settings.become_root)?;
+    }
     let namespaces = userns::namespaces(&caller, userns, settings.unshare_net, settings.unshare_ipc);
     let chown = settings.suppress_chown && (userns || userns::uid_map_has_single_user());
     seccomp::install(chown, settings.suppress_sync)?;

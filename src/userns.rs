@@ -32,6 +32,8 @@ impl Caller {
     }
 
     /// No user namespace when already privileged: CAP_SYS_ADMIN, and root or no `--become-root`.
+    /// The one answer to "does the sandbox get a user namespace of its own"; options that give
+    /// one (id ranges) extend it here, and `--binfmt-register` relies on it.
     pub fn needs_userns(&self, become_root: bool) -> bool {
         !(self.sys_admin && (self.uid == 0 || !become_root))
     }

@@ -91,6 +91,8 @@ pub struct Context<'a> {
     pub umask: Mode,
     /// `--debug`: print each operation before it runs.
     pub debug: bool,
+    /// The sandbox's binfmt_misc instance (`--binfmt-register`): the root is stacked on it.
+    pub floor: Option<&'a crate::binfmt::Instance>,
 }
 
 /// One operation's view: the storage, the plan (for overlay lower directories), the context.
@@ -111,7 +113,10 @@ pub fn setup(plan: &Plan<'_>, storage: &mut Storage, context: &Context<'_>) -> R
     rustix::process::chdir(c"/tmp").during(Syscall::Chdir).map_err(stage)?;
     mkdir(c"newroot", DIR_MODE).during(Syscall::Mkdir).map_err(stage)?;
     mkdir(c"oldroot", DIR_MODE).during(Syscall::Mkdir).map_err(stage)?;
-    rustix::mount::mount_bind_recursive(c"newroot", c"newroot").during(Syscall::Mount).map_err(stage)?;
+    match context.floor {
+        Some(floor) => crate::binfmt::lay_floor(floor).map_err(stage)?,
+        None => rustix::mount::mount_bind_recursive(c"newroot", c"newroot").during(Syscall::Mount).map_err(stage)?,
+    }
 
     if rustix::process::pivot_root(c".", c"oldroot").is_err() {
         // In an initramfs `/` is not a mount point and pivot_root() fails: move instead.
@@ -144,10 +149,14 @@ pub fn setup(plan: &Plan<'_>, storage: &mut Storage, context: &Context<'_>) -> R
     ctx.scratch.src_parent.forget();
     ctx.scratch.dst_parent.forget();
 
-    rustix::process::chdir(c"newroot").during(Syscall::Chdir).map_err(stage)?;
-    // newroot is a mount point, so this pivot cannot hit the initramfs case.
-    rustix::process::pivot_root(c".", c".").during(Syscall::PivotRoot).map_err(stage)?;
-    rustix::mount::unmount(c".", UnmountFlags::DETACH).during(Syscall::Umount2).map_err(stage)?;
+    if let Some(floor) = context.floor {
+        crate::binfmt::pivot_onto_floor(floor).map_err(stage)?;
+    } else {
+        rustix::process::chdir(c"newroot").during(Syscall::Chdir).map_err(stage)?;
+        // newroot is a mount point, so this pivot cannot hit the initramfs case.
+        rustix::process::pivot_root(c".", c".").during(Syscall::PivotRoot).map_err(stage)?;
+        rustix::mount::unmount(c".", UnmountFlags::DETACH).during(Syscall::Umount2).map_err(stage)?;
+    }
     // A new peer group: mounts made inside propagate inside, never to the host.
     rustix::mount::mount_change(c".", MountPropagationFlags::SHARED | MountPropagationFlags::REC)
         .during(Syscall::Mount)
@@ -160,6 +169,7 @@ fn execute(ctx: &mut Work<'_, '_>, op: &Op) -> Result<()> {
         OpKind::Bind { follow: false, readonly, relative, .. } => bind_nofollow(ctx, op, readonly, relative),
         OpKind::Bind { readonly, required, relative, .. } => bind(ctx, op, readonly, required, relative),
         OpKind::Proc => proc(ctx, op),
+        OpKind::BinfmtMisc => binfmt_misc(ctx, op),
         OpKind::Dev => dev(ctx, op),
         OpKind::Tmpfs => tmpfs(ctx, op),
         OpKind::Dir => dir(ctx, op),
@@ -280,7 +290,7 @@ fn written_dst_is_symlink(s: &mut Storage, op: &Op, dst: &Resolved) -> Result<bo
         .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink))
 }
 
-/// The directory a `--proc`, `--dev` or `--tmpfs` mounts on: DST resolved, and made with its
+/// The directory a `--proc`, `--dev`, `--tmpfs` or `--binfmt-misc` mounts on: DST resolved, and made with its
 /// parents (0755) when missing, like the original's `os.makedirs(chase(newroot, dst),
 /// exist_ok=True)`. Leaves the path in `s.target`.
 fn mount_point_dir(s: &mut Storage, op: &Op) -> Result<()> {
@@ -302,6 +312,15 @@ fn proc(ctx: &mut Work<'_, '_>, op: &Op) -> Result<()> {
     let s = &mut *ctx.scratch;
     mount_point_dir(s, op)?;
     bind_resolved(c"oldroot/proc", s.target.as_cstr(), 0)
+}
+
+/// The seed's BinfmtOperation: DST made (0755) and binfmt_misc mounted on it. With a user
+/// namespace this is the sandbox's own instance (Linux >= 6.7), the one `--binfmt-register` uses.
+fn binfmt_misc(ctx: &mut Work<'_, '_>, op: &Op) -> Result<()> {
+    let s = &mut *ctx.scratch;
+    mount_point_dir(s, op)?;
+    rustix::mount::mount(c"binfmt_misc", s.target.as_cstr(), c"binfmt_misc", MountFlags::empty(), None)
+        .during(Syscall::Mount)
 }
 
 fn dev(ctx: &mut Work<'_, '_>, op: &Op) -> Result<()> {
