@@ -72,6 +72,7 @@ fn bad(why: &'static str) -> Error {
 /// Reads each argument (a register line starting with `:`, or a binfmt.d(5) file of them),
 /// checks every rule and its interpreter on the host, and refuses duplicate names.
 #[cold]
+#[inline(never)]
 pub fn load<'s>(args: &[&'static CStr], storage: &'s mut Storage, bump: &mut Bump<'static>) -> Result<&'s [Rule]> {
     let rules = &mut storage.rules;
     for &arg in args {
@@ -154,6 +155,7 @@ fn read_file(path: &CStr, bump: &mut Bump<'static>) -> Result<&'static [u8]> {
 /// `--become-root`), and its root user mapped, because the kernel makes the instance's
 /// `register` file belong to that user (a caller mapped only to itself gets EACCES).
 #[cold]
+#[inline(never)]
 pub fn may_register(own_user_namespace: bool, root_mapped: bool) -> Result<()> {
     let refusal = if !own_user_namespace {
         Invalid::BinfmtNoUserNamespace
@@ -172,6 +174,7 @@ pub struct Instance(OwnedFd);
 /// Creates the sandbox's private binfmt_misc instance and registers `rules` in it. Runs after
 /// `unshare()` of the user and mount namespaces, while `/` is still the host's root.
 #[cold]
+#[inline(never)]
 pub fn register(rules: &[Rule]) -> Result<Instance> {
     let blame = |e: Error| e.for_option(OPTION, None, None);
     let fs = rustix::mount::fsopen(c"binfmt_misc", FsOpenFlags::FSOPEN_CLOEXEC).map_err(|e| match e {
@@ -241,6 +244,7 @@ fn ensure_private(mount: &OwnedFd) -> Result<()> {
 /// Before the first pivot, in the workspace: the instance is mounted on `newroot`, and the new
 /// root's own bind of the (empty) `newroot` directory on top of it.
 #[cold]
+#[inline(never)]
 pub fn lay_floor(instance: &Instance) -> Result<()> {
     let flags = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC;
     let root = rustix::mount::open_tree(CWD, c"newroot", flags).during(Syscall::OpenTree)?;
@@ -254,6 +258,7 @@ pub fn lay_floor(instance: &Instance) -> Result<()> {
 /// given the floor; the process's root is then the top of the stack, as for any unchrooted process
 /// (nested user namespaces stay possible). Ends with the cwd at the new `/`.
 #[cold]
+#[inline(never)]
 pub fn pivot_onto_floor(instance: &Instance) -> Result<()> {
     let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
     let top = rustix::fs::openat(CWD, c"newroot", flags, Mode::empty()).during(Syscall::Open)?;
