@@ -140,12 +140,13 @@ pub fn run(args: &CArgs, environ: &CEnv, storage: &'static mut Storage) -> i32 {
         let plan = plan::plan(&request, plan, &mut bump)?;
         env.apply_edits(&mut bump, request.setenv, request.unsetenv)?;
         let prepared = process::prepare(settings, &plan, &mut env, fds, &mut bump)?;
-        let rules = if settings.binfmt_register { binfmt::load(request.binfmt_rules, binfmt, &mut bump)? } else { &[] };
+        if settings.binfmt_register {
+            binfmt::load(request.binfmt_rules, binfmt, &mut bump)?;
+        }
         namespaces::enter(settings)?;
-        let floor = if settings.binfmt_register { Some(binfmt::register(rules)?) } else { None };
+        let floor = if settings.binfmt_register { Some(binfmt::register(binfmt)?) } else { None };
         let umask = rustix::process::umask(Mode::empty());
-        let context =
-            mounts::Context { ttyname: prepared.ttyname, umask, debug: settings.debug, floor: floor.as_ref() };
+        let context = mounts::Context { ttyname: prepared.ttyname, umask, debug: settings.debug, floor };
         mounts::setup(&plan, mounts, &context)?;
         process::finish(settings, &prepared, umask)?;
 

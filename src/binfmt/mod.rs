@@ -37,14 +37,16 @@ pub const MAX_RULES: usize = 256;
 const MAX_FILE: usize = 1 << 20;
 const OPTION: &str = "--binfmt-register";
 
-/// Where [`load`] puts the checked rules (static memory, touched only when the option is given).
+/// The checked rules and the instance (static memory, touched only when the option is given;
+/// the instance's descriptor is close-on-exec).
 pub struct Storage {
     rules: FixedVec<Rule, MAX_RULES>,
+    instance: Option<Instance>,
 }
 
 impl Storage {
     pub const fn new() -> Self {
-        Self { rules: FixedVec::new() }
+        Self { rules: FixedVec::new(), instance: None }
     }
 }
 
@@ -73,7 +75,7 @@ fn bad(why: &'static str) -> Error {
 /// checks every rule and its interpreter on the host, and refuses duplicate names.
 #[cold]
 #[inline(never)]
-pub fn load<'s>(args: &[&'static CStr], storage: &'s mut Storage, bump: &mut Bump<'static>) -> Result<&'s [Rule]> {
+pub fn load(args: &[&'static CStr], storage: &mut Storage, bump: &mut Bump<'static>) -> Result<()> {
     let rules = &mut storage.rules;
     for &arg in args {
         let given = arg.to_bytes();
@@ -100,7 +102,7 @@ pub fn load<'s>(args: &[&'static CStr], storage: &'s mut Storage, bump: &mut Bum
             return Err(duplicate.for_option(OPTION, Some(later.origin), None));
         }
     }
-    Ok(rules.as_slice())
+    Ok(())
 }
 
 fn add(
@@ -171,11 +173,11 @@ pub fn may_register(own_user_namespace: bool, root_mapped: bool) -> Result<()> {
 #[derive(Debug)]
 pub struct Instance(OwnedFd);
 
-/// Creates the sandbox's private binfmt_misc instance and registers `rules` in it. Runs after
-/// `unshare()` of the user and mount namespaces, while `/` is still the host's root.
+/// Creates the sandbox's private binfmt_misc instance and registers the loaded rules in it. Runs
+/// after `unshare()` of the user and mount namespaces, while `/` is still the host's root.
 #[cold]
 #[inline(never)]
-pub fn register(rules: &[Rule]) -> Result<Instance> {
+pub fn register(storage: &mut Storage) -> Result<&Instance> {
     let blame = |e: Error| e.for_option(OPTION, None, None);
     let fs = rustix::mount::fsopen(c"binfmt_misc", FsOpenFlags::FSOPEN_CLOEXEC).map_err(|e| match e {
         Errno::NODEV => blame(Error::invalid(Invalid::BinfmtMissing)),
@@ -196,7 +198,7 @@ pub fn register(rules: &[Rule]) -> Result<Instance> {
         .during(Syscall::Open)
         .map_err(blame)?;
     let mut line = [0u8; rule::MAX_LINE];
-    for rule in rules {
+    for rule in storage.rules.iter() {
         let len = rule.line.len();
         let Some(dst) = line.get_mut(..len) else { continue };
         dst.copy_from_slice(rule.line);
@@ -215,7 +217,7 @@ pub fn register(rules: &[Rule]) -> Result<Instance> {
         };
         written.map_err(|e| e.for_option(OPTION, Some(rule.origin), None))?;
     }
-    Ok(Instance(mount))
+    Ok(storage.instance.insert(Instance(mount)))
 }
 
 /// The instance must be a fresh one, of the user namespace made a moment ago: it holds nothing
