@@ -84,15 +84,29 @@ fn main() {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        // Where each chown takes its uid (the gid follows): fchownat in args[2], the others in
+        // args[1]; 0 for the 16-bit legacy forms (those with a `32` form beside them).
+        let has = |name: &str| rows.iter().any(|r| r.0 == name && r.2[i].is_some());
+        let uid_args = rows
+            .iter()
+            .filter(|r| r.1 == "chown" && r.2[i].is_some())
+            .map(|r| match r.0.as_str() {
+                "fchownat" => "2",
+                name if has(&format!("{name}32")) => "0",
+                _ => "1",
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
         writeln!(
             out,
-            "pub const {}: Abi = Abi {{ name: {:?}, arch: {:#010x}, x32: {}, chown: &[{}], sync: &[{}] }};",
+            "pub const {}: Abi = Abi {{ name: {:?}, arch: {:#010x}, x32: {}, chown: &[{}], sync: &[{}], chown_uid_arg: &[{}] }};",
             abi.name.to_uppercase(),
             abi.name,
             abi.arch,
             abi.x32,
             list("chown"),
             list("sync"),
+            uid_args,
         )
         .unwrap();
     }

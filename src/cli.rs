@@ -12,6 +12,7 @@ use crate::containers::FixedVec;
 use crate::decimal;
 use crate::error::{Error, Invalid, Limit, Overflow, Result};
 use crate::line::Line;
+use crate::subid::{self, MAX_RANGES, Range, Ranges};
 
 /// Filesystem operations (`--bind`, `--dir`, ...). mkosi's largest calls carry a few hundred.
 pub const MAX_OPS: usize = 8192;
@@ -147,6 +148,8 @@ pub struct Settings {
     pub debug: bool,
     /// Any `--binfmt-register` (the rules are [`Request::binfmt_rules`]).
     pub binfmt_register: bool,
+    /// `--map-auto`: map the caller's first subordinate uid and gid ranges.
+    pub map_auto: bool,
     /// Index of the command's first argument; equal to the argument count for the default `bash`.
     pub command: usize,
 }
@@ -171,6 +174,16 @@ pub struct Request<'s> {
     pub unsetenv: &'s [&'static CStr],
     /// The `--binfmt-register` values, as given.
     pub binfmt_rules: &'s [&'static CStr],
+    /// `--map-users` and `--map-groups`, in order.
+    pub uid_ranges: &'s [Range],
+    pub gid_ranges: &'s [Range],
+}
+
+impl Request<'_> {
+    /// Whether subordinate id ranges are asked for (which implies a user namespace).
+    pub fn maps_ranges(&self) -> bool {
+        self.settings.map_auto || !self.uid_ranges.is_empty() || !self.gid_ranges.is_empty()
+    }
 }
 
 /// Where parsing puts what it collects (argv strings are borrowed, never copied).
@@ -180,6 +193,8 @@ pub struct Storage {
     setenv: FixedVec<(&'static CStr, &'static CStr), MAX_ENV_EDITS>,
     unsetenv: FixedVec<&'static CStr, MAX_ENV_EDITS>,
     binfmt_rules: FixedVec<&'static CStr, MAX_BINFMT_RULES>,
+    uid_ranges: Ranges,
+    gid_ranges: Ranges,
 }
 
 impl Storage {
@@ -190,6 +205,8 @@ impl Storage {
             setenv: FixedVec::new(),
             unsetenv: FixedVec::new(),
             binfmt_rules: FixedVec::new(),
+            uid_ranges: FixedVec::new(),
+            gid_ranges: FixedVec::new(),
         }
     }
 }
@@ -203,12 +220,14 @@ impl Default for Storage {
 pub const VERSION: &str = "26~devel";
 
 pub fn parse<'s, A: Args + ?Sized>(args: &A, storage: &'s mut Storage) -> Result<Parsed<'s>> {
-    let Storage { ops, lowerdirs, setenv, unsetenv, binfmt_rules } = storage;
+    let Storage { ops, lowerdirs, setenv, unsetenv, binfmt_rules, uid_ranges, gid_ranges } = storage;
     let mut settings = Settings::default();
     // Pending `--overlay-*` values; reset at each `--overlay`, leftovers ignored.
     let mut lower_start = 0usize;
     let mut upper: Option<&'static CStr> = None;
     let mut work: Option<&'static CStr> = None;
+    // Whether any --map-users/--map-groups was given: their storage is not touched otherwise.
+    let mut ranges_given = false;
 
     let count = args.count();
     let mut i = 0;
@@ -325,6 +344,17 @@ pub fn parse<'s, A: Args + ?Sized>(args: &A, storage: &'s mut Storage) -> Result
             b"--suspend" => settings.suspend = true,
             b"--pack-fds" => settings.pack_fds = true,
             b"--debug" => settings.debug = true,
+            b"--map-users" | b"--map-groups" => {
+                let (opt, ranges, limit) = if name == b"--map-users" {
+                    ("--map-users", &mut *uid_ranges, Limit::MapUsers)
+                } else {
+                    ("--map-groups", &mut *gid_ranges, Limit::MapGroups)
+                };
+                let range = subid::parse_range(opt, value(opt, None)?)?;
+                ranges.push(range).map_err(|_| Error::capacity(limit, MAX_RANGES))?;
+                ranges_given = true;
+            }
+            b"--map-auto" => settings.map_auto = true,
             _ if name.first() == Some(&b'-') => {
                 return Err(Error::invalid(Invalid::UnrecognizedOption).for_argument(arg));
             }
@@ -349,6 +379,9 @@ pub fn parse<'s, A: Args + ?Sized>(args: &A, storage: &'s mut Storage) -> Result
         unsetenv: unsetenv.as_slice(),
         // Not touched unless given: its storage costs a page fault otherwise.
         binfmt_rules: if settings.binfmt_register { binfmt_rules.as_slice() } else { &[] },
+        // The same for the ranges.
+        uid_ranges: if ranges_given { uid_ranges.as_slice() } else { &[] },
+        gid_ranges: if ranges_given { gid_ranges.as_slice() } else { &[] },
     }))
 }
 
@@ -431,10 +464,23 @@ pub const HELP_BODY: &str = "Run the specified command in a custom sandbox.
                                  the host's interpreter is used (flag F). Needs Linux
                                  >= 6.7 and a regular user with --become-root (root's
                                  sandbox has no user namespace of its own)
+     --map-users INNER:OUTER:COUNT
+                                 Also map COUNT users from OUTER on the host to INNER in the
+                                 sandbox (repeatable; needs newuidmap unless run as root)
+     --map-groups INNER:OUTER:COUNT
+                                 The same for groups (newgidmap)
+     --map-auto                  Map the caller's first /etc/subuid and /etc/subgid ranges as
+                                 unshare --map-auto does (0.. with --become-root, around the
+                                 caller's own id without)
 
 Limits: 8192 operations, 1024 --overlay-lowerdir, 1024 --setenv and --unsetenv each,
 4096 environment entries, 4096 --pack-fds descriptors, 256 --binfmt-register rules,
-6 MiB of derived strings.
+340 lines per uid and gid map, 6 MiB of derived strings.
+
+Example: pmbootstrap's layout (the caller is root inside; 12345 is its build user):
+  mkosi-sandbox --become-root --map-users 1:100000:9999 --map-users 12345:110000:1 \\
+    --map-users 10000:120000:1 --map-groups 1:100000:9999 --map-groups 12345:110000:1 \\
+    --map-groups 10000:120000:1 ...
 
 See the mkosi-sandbox(1) man page for details.
 ";

@@ -27,6 +27,15 @@ pub fn parse(s: &[u8]) -> Option<u32> {
     Some(s.iter().fold(0u32, |n, &b| n * 10 + u32::from(b - b'0')))
 }
 
+/// Any `u32`: 1 to 10 ASCII digits (leading zeros allowed) whose value fits, nothing else (uid
+/// and gid ranges, /etc/subuid and /etc/passwd fields).
+pub fn parse_u32(s: &[u8]) -> Option<u32> {
+    if s.is_empty() || s.len() > 10 || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    u32::try_from(s.iter().fold(0u64, |n, &b| n * 10 + u64::from(b - b'0'))).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,5 +56,15 @@ mod tests {
         for bad in [&b""[..], b"1234567890", b"-1", b"+1", b"1x", b" 1"] {
             assert_eq!(parse(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn parses_u32s() {
+        assert_eq!(parse_u32(b"4294967295"), Some(u32::MAX));
+        assert_eq!(parse_u32(b"0000000001"), Some(1));
+        assert_eq!(parse_u32(b"04294967295"), None);
+        assert_eq!(parse_u32(b"4294967296"), None);
+        assert_eq!(parse_u32(b""), None);
+        assert_eq!(parse_u32(b"+1"), None);
     }
 }

@@ -12,6 +12,7 @@ use crate::line::Line;
 /// A syscall that was made and failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Syscall {
+    Access,
     Capget,
     Capset,
     Chdir,
@@ -23,6 +24,7 @@ pub enum Syscall {
     Fsconfig,
     Fsmount,
     Fsopen,
+    Fork,
     Getcwd,
     Getdents64,
     Kill,
@@ -33,6 +35,7 @@ pub enum Syscall {
     MoveMount,
     Open,
     OpenTree,
+    Pipe,
     PivotRoot,
     Prctl,
     Read,
@@ -48,6 +51,7 @@ pub enum Syscall {
 impl Syscall {
     pub const fn name(self) -> &'static str {
         match self {
+            Syscall::Access => "access",
             Syscall::Capget => "capget",
             Syscall::Capset => "capset",
             Syscall::Chdir => "chdir",
@@ -58,6 +62,7 @@ impl Syscall {
             Syscall::Fsconfig => "fsconfig",
             Syscall::Fsmount => "fsmount",
             Syscall::Fsopen => "fsopen",
+            Syscall::Fork => "fork",
             Syscall::Getcwd => "getcwd",
             Syscall::Getdents64 => "getdents64",
             Syscall::Kill => "kill",
@@ -68,6 +73,7 @@ impl Syscall {
             Syscall::MoveMount => "move_mount",
             Syscall::Open => "open",
             Syscall::OpenTree => "open_tree",
+            Syscall::Pipe => "pipe2",
             Syscall::PivotRoot => "pivot_root",
             Syscall::Prctl => "prctl",
             Syscall::Read => "read",
@@ -106,6 +112,21 @@ pub enum Invalid {
     BinfmtMissing,
     /// The instance the kernel gave is not a fresh, private one.
     BinfmtNotPrivate,
+    /// `--map-users`/`--map-groups`: not three decimal numbers.
+    MalformedRange,
+    EmptyRange,
+    /// A range runs into 4294967295, the kernel's "no id".
+    RangePastEnd,
+    OverlapInside,
+    OverlapOutside,
+    /// `--map-auto`: the caller has no line in /etc/subuid (or /etc/subgid).
+    NoSubordinateRange,
+    /// newuidmap/newgidmap are missing.
+    ToolNotInstalled,
+    /// The id-mapping helper died without saying how it went.
+    HelperSilent,
+    /// Too many id ranges for the 8-bit jumps of the `--suppress-chown` filter.
+    FilterTooManyRanges,
 }
 
 impl Invalid {
@@ -135,6 +156,18 @@ impl Invalid {
             Invalid::BinfmtNotPrivate => {
                 "the kernel gave the host's binfmt_misc instance, not a private one; not registering"
             }
+            Invalid::MalformedRange => "expected INNER:OUTER:COUNT (decimal numbers)",
+            Invalid::EmptyRange => "COUNT must be at least 1",
+            Invalid::RangePastEnd => "range runs past id 4294967294",
+            Invalid::OverlapInside => "ranges overlap inside the namespace",
+            Invalid::OverlapOutside => "ranges overlap outside the namespace",
+            Invalid::NoSubordinateRange => "no range for the caller",
+            Invalid::ToolNotInstalled => {
+                "not installed (it comes with the package uidmap on Debian and Ubuntu, shadow-utils on Fedora, \
+                 shadow elsewhere)"
+            }
+            Invalid::HelperSilent => "the id-mapping helper ended without a verdict",
+            Invalid::FilterTooManyRanges => "too many id ranges for the seccomp filter",
         }
     }
 }
@@ -151,6 +184,10 @@ pub enum Limit {
     BinfmtRules,
     /// The byte bump for sort keys, `NAME=VALUE` pairs and the cwd.
     DerivedStrings,
+    MapUsers,
+    MapGroups,
+    UidMapLines,
+    GidMapLines,
 }
 
 impl Limit {
@@ -164,6 +201,10 @@ impl Limit {
             Limit::PackFds => "descriptors for --pack-fds",
             Limit::BinfmtRules => "--binfmt-register rules",
             Limit::DerivedStrings => "bytes for derived strings",
+            Limit::MapUsers => "--map-users",
+            Limit::MapGroups => "--map-groups",
+            Limit::UidMapLines => "uid map lines",
+            Limit::GidMapLines => "gid map lines",
         }
     }
 }
@@ -181,6 +222,8 @@ pub enum Cause {
     Invalid(Invalid),
     /// A fixed capacity was exceeded.
     Capacity { what: Limit, max: usize },
+    /// Words from another process (the id-mapping helper and the tools it runs), verbatim.
+    Report(&'static CStr),
 }
 
 /// A stage of the set-up that is not an option's operation.
@@ -328,6 +371,7 @@ impl Error {
             Cause::PathTooLong => out.push(strerror(Errno::NAMETOOLONG).as_bytes()),
             Cause::SourceMissing => out.push(strerror(Errno::NOENT).as_bytes()),
             Cause::Invalid(what) => out.push(what.text().as_bytes()),
+            Cause::Report(text) => out.push(text.to_bytes()),
             Cause::Capacity { what, max } => {
                 out.push(b"too many ");
                 out.push(what.text().as_bytes());

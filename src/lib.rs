@@ -21,12 +21,12 @@
 //! 2. [`sys`]: the raw syscall boundary
 //! 3. [`line`](mod@line): one line of output on stderr
 //! 4. [`error`]: errors and their one-line rendering
-//! 5. [`path`]: path buffers and resolution inside a root
+//! 5. [`path`], [`subid`]: path buffers and resolution inside a root; subordinate id ranges
 //! 6. [`cli`]: argv into operations and settings
 //! 7. [`plan`]: the order of operations
 //! 8. [`process`]: argv/environ, environment, descriptors, exec
-//! 9. [`seccomp`], [`userns`], [`binfmt`]: the filter, ids and capabilities; binfmt_misc rules
-//!    and the sandbox's own instance
+//! 9. [`seccomp`], [`userns`], [`binfmt`], [`mapper`]: the filter, ids and capabilities;
+//!    binfmt_misc rules and the sandbox's own instance; the helper that writes multi-range maps
 //! 10. [`namespaces`]: leaving the caller's namespaces
 //! 11. [`mounts`]: the sandbox's filesystem
 //! 12. this file: [`run`] and [`Storage`]
@@ -44,12 +44,14 @@ pub mod containers;
 pub mod decimal;
 pub mod error;
 pub mod line;
+pub mod mapper;
 pub mod mounts;
 pub mod namespaces;
 pub mod path;
 pub mod plan;
 pub mod process;
 pub mod seccomp;
+pub mod subid;
 pub mod sys;
 pub mod userns;
 
@@ -76,6 +78,7 @@ pub struct Storage {
     plan: plan::Storage,
     env: process::env::Storage,
     fds: process::fds::Storage,
+    namespaces: namespaces::Storage,
     mounts: mounts::Storage,
     exec: process::exec::Storage,
     binfmt: binfmt::Storage,
@@ -89,6 +92,7 @@ impl Storage {
             plan: plan::Storage::new(),
             env: process::env::Storage::new(),
             fds: process::fds::Storage::new(),
+            namespaces: namespaces::Storage::new(),
             mounts: mounts::Storage::new(),
             exec: process::exec::Storage::new(),
             binfmt: binfmt::Storage::new(),
@@ -105,7 +109,7 @@ impl Default for Storage {
 
 /// Runs the sandbox; returns the exit status when it does not exec.
 pub fn run(args: &CArgs, environ: &CEnv, storage: &'static mut Storage) -> i32 {
-    let Storage { cli, plan, env, fds, mounts, exec, binfmt, derived } = storage;
+    let Storage { cli, plan, env, fds, namespaces: ids, mounts, exec, binfmt, derived } = storage;
     let mut bump = Bump::new(derived);
 
     let request = match cli::parse(args, cli) {
@@ -143,7 +147,7 @@ pub fn run(args: &CArgs, environ: &CEnv, storage: &'static mut Storage) -> i32 {
         if settings.binfmt_register {
             binfmt::load(request.binfmt_rules, binfmt, &mut bump)?;
         }
-        namespaces::enter(settings)?;
+        namespaces::enter(&request, ids, &mut bump)?;
         let floor = if settings.binfmt_register { Some(binfmt::register(binfmt)?) } else { None };
         let umask = rustix::process::umask(Mode::empty());
         let context = mounts::Context { ttyname: prepared.ttyname, umask, debug: settings.debug, floor };

@@ -1,26 +1,72 @@
 //! Leaving the caller's namespaces: decide on a user namespace, install the seccomp filter,
 //! unshare everything in one call, then write the maps (or make `/` a slave when there is no user
-//! namespace). A step that needs a helper process (say, `newuidmap` for subordinate ids) belongs
-//! here, next to `userns::write_maps`.
+//! namespace). Subordinate id ranges imply a user namespace; their maps are built here
+//! ([`subid`]) and written by the helper of [`Mapper`], forked before the filter and `unshare()`.
 
 use rustix::mount::MountPropagationFlags;
 
-use crate::cli::Settings;
+use crate::cli::{Request, Settings};
+use crate::containers::{Bump, FixedVec};
 use crate::error::{During, Result, Stage, Syscall};
+use crate::mapper::Mapper;
+use crate::subid::{self, Kind, MAX_RANGES, Ranges};
 use crate::{binfmt, seccomp, sys, userns};
 
-pub fn enter(settings: &Settings) -> Result<()> {
+/// The two complete maps when subordinate ranges are asked for.
+pub struct Storage {
+    uid_map: Ranges,
+    gid_map: Ranges,
+}
+
+impl Storage {
+    pub const fn new() -> Self {
+        Self { uid_map: FixedVec::new(), gid_map: FixedVec::new() }
+    }
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `bump` keeps the words of a failing newuidmap for the message.
+pub fn enter(request: &Request<'_>, storage: &mut Storage, bump: &mut Bump<'static>) -> Result<()> {
+    let settings = &request.settings;
     let caller = userns::Caller::current()?;
-    let userns = caller.needs_userns(settings.become_root);
+    let ranges = request.maps_ranges();
+    let userns = ranges || caller.needs_userns(settings.become_root);
+    if ranges {
+        build_maps(request, &caller, storage)?;
+    }
     if settings.binfmt_register {
-        binfmt::may_register(userns, settings.become_root)?;
+        // The instance's `register` belongs to the namespace's root user: mapped by
+        // --become-root, or by a range from inside id 0 (--map-auto without --become-root).
+        let root_mapped = settings.become_root || (ranges && storage.uid_map.iter().any(|r| r.inner == 0));
+        binfmt::may_register(userns, root_mapped)?;
     }
     let namespaces = userns::namespaces(&caller, userns, settings.unshare_net, settings.unshare_ipc);
     let chown = settings.suppress_chown && (userns || userns::uid_map_has_single_user());
-    seccomp::install(chown, settings.suppress_sync)?;
+    let mapper = if ranges {
+        // Before the seccomp filter: its NO_NEW_PRIVS would disarm the setuid newuidmap.
+        let mapper =
+            Mapper::start(storage.uid_map.as_slice(), storage.gid_map.as_slice(), caller.uid == 0, settings.map_auto)?;
+        if chown {
+            install_filter_for_ranges(settings, storage)?;
+        } else {
+            seccomp::install(false, settings.suppress_sync)?;
+        }
+        Some(mapper)
+    } else {
+        seccomp::install(chown, settings.suppress_sync)?;
+        None
+    };
     sys::unshare(namespaces).during(Syscall::Unshare).map_err(|e| e.in_stage(Stage::Unshare))?;
     if userns {
-        userns::write_maps(&caller, settings.become_root).map_err(|e| e.in_stage(Stage::UserNamespace))?;
+        match mapper {
+            Some(mapper) => mapper.finish(bump)?,
+            None => userns::write_maps(&caller, settings.become_root).map_err(|e| e.in_stage(Stage::UserNamespace))?,
+        }
         if !settings.become_root {
             userns::raise_ambient().map_err(|e| e.in_stage(Stage::Capabilities))?;
         }
@@ -32,4 +78,32 @@ pub fn enter(settings: &Settings) -> Result<()> {
             .map_err(|e| e.in_stage(Stage::RootPropagation))?;
     }
     Ok(())
+}
+
+/// Both complete maps: the caller's own id (to 0 with `--become-root`, else to itself),
+/// `--map-auto`'s lines, the explicit ranges.
+fn build_maps(request: &Request<'_>, caller: &userns::Caller, storage: &mut Storage) -> Result<()> {
+    let settings = &request.settings;
+    let inside = |id: u32| if settings.become_root { 0 } else { id };
+    let name = if settings.map_auto { subid::user_name(caller.uid) } else { None };
+    let name = name.as_ref().map(|n| n.as_bytes());
+    let auto =
+        |kind| if settings.map_auto { subid::first_subid_range(kind, name, caller.uid).map(Some) } else { Ok(None) };
+    subid::build(
+        Kind::Uid,
+        inside(caller.uid),
+        caller.uid,
+        auto(Kind::Uid)?,
+        request.uid_ranges,
+        &mut storage.uid_map,
+    )?;
+    subid::build(Kind::Gid, inside(caller.gid), caller.gid, auto(Kind::Gid)?, request.gid_ranges, &mut storage.gid_map)
+}
+
+/// `--suppress-chown` with ranges: chown to the mapped ids really happens (see
+/// [`seccomp::install_mapped`]).
+fn install_filter_for_ranges(settings: &Settings, storage: &Storage) -> Result<()> {
+    let (mut uids, mut gids) = ([(0, 0); MAX_RANGES], [(0, 0); MAX_RANGES]);
+    let (nu, ng) = (subid::inside_spans(&storage.uid_map, &mut uids), subid::inside_spans(&storage.gid_map, &mut gids));
+    seccomp::install_mapped(settings.suppress_sync, seccomp::MappedIds { uids: &uids[..nu], gids: &gids[..ng] })
 }

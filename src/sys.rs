@@ -203,6 +203,61 @@ pub fn execve(path: &CStr, argv: Argv, envp: &Envp<'_>) -> Errno {
     check(ret).err().unwrap_or(Errno::INVAL)
 }
 
+/// `execve(2)` with the arguments laid end to end in `args` (each NUL-terminated) and an empty
+/// environment; `slots` is the room for the pointer array. Returns only on failure.
+pub fn execve_packed(path: &CStr, args: &[u8], slots: &mut [*const u8]) -> Errno {
+    if args.last() != Some(&0) {
+        return Errno::INVAL;
+    }
+    let mut count = 0;
+    for arg in args.split_inclusive(|&b| b == 0) {
+        if count + 1 >= slots.len() {
+            return Errno::TOOBIG;
+        }
+        slots[count] = arg.as_ptr();
+        count += 1;
+    }
+    slots[count] = core::ptr::null();
+    let mut no_env = [core::ptr::null(); 1];
+    let Some(envp) = Envp::new(&mut no_env, &[]) else { return Errno::INVAL };
+    // SAFETY: each of the first `count` pointers points at a NUL-terminated piece of `args`, which
+    // outlives the call; the array ends with NULL.
+    execve(path, unsafe { Argv::new(slots.as_ptr()) }, &envp)
+}
+
+/// `fork()`: a raw `clone(SIGCHLD)`. Returns None in the child, which must end by exec or exit
+/// without returning into the parent's flow; the child's pid in the parent.
+pub fn fork() -> SysResult<Option<rustix::process::Pid>> {
+    // SAFETY: clone without CLONE_VM gives the child its own copy of the address space and of the
+    // descriptor table, so no memory or descriptor of the parent is shared. The process is
+    // single-threaded (no lock can be held by a thread missing in the child), and the child makes
+    // raw syscalls only, never musl's cached-pid functions.
+    let ret = unsafe { sc::syscall!(CLONE, linux_raw_sys::general::SIGCHLD as usize, 0usize, 0usize, 0usize, 0usize) };
+    match check(ret)? {
+        0 => Ok(None),
+        pid => rustix::process::Pid::from_raw(pid as i32).map(Some).ok_or(Errno::INVAL),
+    }
+}
+
+/// Restores the default disposition of SIGCHLD, so that `waitpid()` sees the exit status even
+/// when the caller left SIGCHLD ignored.
+pub fn default_sigchld() {
+    use linux_raw_sys::general::{SIGCHLD, kernel_sigaction, kernel_sigset_t};
+    // SAFETY: kernel_sigaction is a plain C struct whose all-zero value is valid: SIG_DFL (a None
+    // handler), no flags, no restorer, an empty mask.
+    let action: kernel_sigaction = unsafe { core::mem::zeroed() };
+    // SAFETY: `action` is a valid kernel_sigaction alive for the call; no old action is asked for.
+    unsafe {
+        sc::syscall!(
+            RT_SIGACTION,
+            SIGCHLD as usize,
+            &action as *const kernel_sigaction,
+            0usize,
+            core::mem::size_of::<kernel_sigset_t>()
+        )
+    };
+}
+
 /// `exit_group(2)`: ends the process at once (used where no clean return is possible).
 pub fn exit_group(status: i32) -> ! {
     loop {

@@ -40,12 +40,20 @@ pub const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 /// Offsets in `struct seccomp_data`.
 pub const DATA_NR: u32 = core::mem::offset_of!(seccomp_data, nr) as u32;
 pub const DATA_ARCH: u32 = core::mem::offset_of!(seccomp_data, arch) as u32;
+const DATA_ARGS: u32 = core::mem::offset_of!(seccomp_data, args) as u32;
 const DATA_SIZE: u32 = core::mem::size_of::<seccomp_data>() as u32;
+/// The low 32 bits of syscall argument `i` (each of `args` is a u64).
+pub const fn data_arg_low(i: u32) -> u32 {
+    DATA_ARGS + 8 * i + if cfg!(target_endian = "big") { 4 } else { 0 }
+}
+/// `(uid_t)-1`: "leave unchanged", always allowed.
+const UNCHANGED: u32 = u32::MAX;
 
 /// The kernel's limit.
 pub const MAX_INSNS: usize = BPF_MAXINSNS as usize;
-/// Our buffer: far above what any architecture's program needs (43 on x86_64).
-pub const PROGRAM_CAP: usize = 256;
+/// Our buffer: far above what any architecture's plain program needs (43 on x86_64); the id
+/// checks of [`assemble_mapped`] take 4 instructions per range and ABI.
+pub const PROGRAM_CAP: usize = 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AsmError {
@@ -100,6 +108,107 @@ fn numbers<'a>(abi: &'a Abi, chown: bool, sync: bool) -> impl Iterator<Item = u3
     let native = groups.into_iter().filter(|(on, _)| *on).flat_map(|(_, list)| list.iter().copied());
     let x32 = native.clone().filter(move |_| abi.x32).map(|nr| nr | X32_SYSCALL_BIT);
     native.chain(x32)
+}
+
+/// The ids mapped inside a user namespace with subordinate ranges, as inclusive (first, last)
+/// pairs: chown calls that only use these ids (or -1) can really happen.
+#[derive(Debug, Clone, Copy)]
+pub struct MappedIds<'a> {
+    pub uids: &'a [(u32, u32)],
+    pub gids: &'a [(u32, u32)],
+}
+
+/// Where a chown-group syscall takes its uid and gid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IdArgs {
+    /// chown, fchown, lchown and their 32 forms: (path or fd, uid, gid).
+    Second,
+    /// fchownat: (dirfd, path, uid, gid, flags).
+    Third,
+    /// The 16-bit legacy forms (where a `32` form exists beside them): ids are not checked.
+    Legacy,
+}
+
+fn id_args(uid_arg: u8) -> IdArgs {
+    match uid_arg {
+        1 => IdArgs::Second,
+        2 => IdArgs::Third,
+        _ => IdArgs::Legacy,
+    }
+}
+
+/// Calls `each` with every number of `abi`'s block with id checks and where it goes: sync and
+/// 16-bit chowns to ERRNO, the others to their check (x32 forms too), in that order.
+fn routes(abi: &Abi, sync: bool, mut each: impl FnMut(u32, IdArgs) -> Result<(), AsmError>) -> Result<(), AsmError> {
+    for pass in [IdArgs::Legacy, IdArgs::Second, IdArgs::Third] {
+        let syncs = if sync && pass == IdArgs::Legacy { abi.sync } else { &[] };
+        let chowns = abi.chown.iter().zip(abi.chown_uid_arg).filter(|(_, arg)| id_args(**arg) == pass);
+        for nr in syncs.iter().chain(chowns.map(|(nr, _)| nr)) {
+            each(*nr, pass)?;
+            if abi.x32 {
+                each(nr | X32_SYSCALL_BIT, pass)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Like [`assemble`] with `chown`, except that a chown whose uid and gid are both mapped (or
+/// -1) is allowed to happen: with subordinate ranges, a real chown wins where it can work, and
+/// only the ones that would fail (EINVAL for an unmapped id) become a no-op.
+pub fn assemble_mapped(abis: &[Abi], sync: bool, ids: MappedIds<'_>, out: &mut Program) -> Result<(), AsmError> {
+    out.len = 0;
+    out.emit(LD_W_ABS, 0, 0, DATA_ARCH)?;
+    // Instructions of one id check: load, the -1 test, two per range, the errno return.
+    let checked_len = 3 + 2 * ids.uids.len() + 3 + 2 * ids.gids.len() + 1;
+    for abi in abis {
+        let (mut tests, mut third) = (0, false);
+        routes(abi, sync, |_, kind| {
+            tests += 1;
+            third |= kind == IdArgs::Third;
+            Ok(())
+        })?;
+        // After the arch check: ld nr, the tests, ret allow, ret errno, one or two check blocks.
+        let rest =
+            u8::try_from(tests + 3 + if third { 2 } else { 1 } * checked_len).map_err(|_| AsmError::JumpTooFar)?;
+        out.emit(JMP_JEQ_K, 0, rest, abi.arch)?;
+        out.emit(LD_W_ABS, 0, 0, DATA_NR)?;
+        let mut left = tests;
+        routes(abi, sync, |nr, kind| {
+            left -= 1;
+            // Past the remaining tests and `ret allow` is `ret errno`, then the check blocks.
+            let extra = match kind {
+                IdArgs::Legacy => 0,
+                IdArgs::Second => 1,
+                IdArgs::Third => 1 + checked_len,
+            };
+            out.emit(JMP_JEQ_K, u8::try_from(left + 1 + extra).map_err(|_| AsmError::JumpTooFar)?, 0, nr)
+        })?;
+        out.emit(RET_K, 0, 0, SECCOMP_RET_ALLOW)?;
+        out.emit(RET_K, 0, 0, SECCOMP_RET_ERRNO)?;
+        emit_id_checks(out, 1, ids)?;
+        if third {
+            emit_id_checks(out, 2, ids)?;
+        }
+    }
+    out.emit(RET_K, 0, 0, SECCOMP_RET_ALLOW)
+}
+
+/// Allows the call when args[first] is a mapped uid (or -1) and args[first + 1] a mapped gid
+/// (or -1); returns ERRNO(0) otherwise.
+fn emit_id_checks(out: &mut Program, first: u32, ids: MappedIds<'_>) -> Result<(), AsmError> {
+    for (arg, ranges) in [(first, ids.uids), (first + 1, ids.gids)] {
+        out.emit(LD_W_ABS, 0, 0, data_arg_low(arg))?;
+        // Past this check: the remaining range tests (2 each) and the errno return.
+        let past = |done: usize| u8::try_from(2 * (ranges.len() - done) + 1).map_err(|_| AsmError::JumpTooFar);
+        out.emit(JMP_JEQ_K, past(0)?, 0, UNCHANGED)?;
+        for (i, &(first, last)) in ranges.iter().enumerate() {
+            out.emit(JMP_JGT_K, 1, 0, last)?;
+            out.emit(JMP_JGE_K, past(i + 1)?, 0, first)?;
+        }
+        out.emit(RET_K, 0, 0, SECCOMP_RET_ERRNO)?;
+    }
+    out.emit(RET_K, 0, 0, SECCOMP_RET_ALLOW)
 }
 
 /// Assembles the filter for `abis` into `out`.
@@ -304,6 +413,78 @@ mod tests {
         assert_eq!(verify(&[i(JMP_JEQ_K, 0, 0, 0), ret]), Ok(()));
     }
 
+    /// Runs `p` on (arch, nr, args) with the subset of cBPF the assembler emits.
+    fn run(p: &[SockFilter], arch: u32, nr: u32, args: [u32; 6]) -> u32 {
+        let mut pc = 0;
+        let mut a = 0u32;
+        loop {
+            let insn = p[pc];
+            pc += 1;
+            match insn.code {
+                LD_W_ABS => {
+                    a = match insn.k {
+                        DATA_NR => nr,
+                        DATA_ARCH => arch,
+                        k => args[((k - data_arg_low(0)) / 8) as usize],
+                    }
+                }
+                JMP_JEQ_K | JMP_JGT_K | JMP_JGE_K => {
+                    let taken = match insn.code {
+                        JMP_JEQ_K => a == insn.k,
+                        JMP_JGT_K => a > insn.k,
+                        _ => a >= insn.k,
+                    };
+                    pc += if taken { insn.jt } else { insn.jf } as usize;
+                }
+                RET_K => return insn.k,
+                code => panic!("opcode {code:#x}"),
+            }
+        }
+    }
+
+    #[test]
+    fn mapped_ids_let_real_chowns_through() {
+        // --become-root --map-auto for uid 1001 with 100000:65536 (inside 0..65535), and gids
+        // with a hole (0..10, 20).
+        let ids = MappedIds { uids: &[(0, 65535)], gids: &[(0, 10), (20, 20)] };
+        let mut prog = Program::new();
+        assemble_mapped(&[X86_64, I386], true, ids, &mut prog).unwrap();
+        verify(prog.as_slice()).unwrap();
+        let p = prog.as_slice();
+        let (errno, allow) = (SECCOMP_RET_ERRNO, SECCOMP_RET_ALLOW);
+        let x86 = X86_64.arch;
+        let m = u32::MAX;
+        // chown(path, uid, gid) = 92, fchown = 93, lchown = 94: ids in args 1 and 2.
+        for nr in [92, 93, 94, 92 | X32_SYSCALL_BIT] {
+            assert_eq!(run(p, x86, nr, [0, 1000, 20, 0, 0, 0]), allow, "{nr}");
+            assert_eq!(run(p, x86, nr, [0, 65535, 0, 0, 0, 0]), allow);
+            assert_eq!(run(p, x86, nr, [0, m, 5, 0, 0, 0]), allow, "-1 leaves the uid unchanged");
+            assert_eq!(run(p, x86, nr, [0, 7, m, 0, 0, 0]), allow);
+            assert_eq!(run(p, x86, nr, [0, 65536, 0, 0, 0, 0]), errno, "unmapped uid");
+            assert_eq!(run(p, x86, nr, [0, 0, 15, 0, 0, 0]), errno, "gid in the hole");
+            assert_eq!(run(p, x86, nr, [0, 0, 21, 0, 0, 0]), errno);
+        }
+        // fchownat(dirfd, path, uid, gid, flags) = 260: ids in args 2 and 3.
+        assert_eq!(run(p, x86, 260, [0, 0, 1000, 20, 0, 0]), allow);
+        assert_eq!(run(p, x86, 260, [0, 0, 1000, 11, 0, 0]), errno);
+        assert_eq!(run(p, x86, 260, [0, 0, 70000, 0, 0, 0]), errno);
+        assert_eq!(run(p, x86, 260 | X32_SYSCALL_BIT, [0, 0, 70000, 0, 0, 0]), errno);
+        // sync and everything else as before.
+        assert_eq!(run(p, x86, 74, [0; 6]), errno);
+        assert_eq!(run(p, x86, 0, [0; 6]), allow);
+        // i386: chown32 (212) is checked, the 16-bit chown (182) always suppressed.
+        let i386 = I386.arch;
+        assert_eq!(run(p, i386, 212, [0, 1000, 0, 0, 0, 0]), allow);
+        assert_eq!(run(p, i386, 212, [0, 70000, 0, 0, 0, 0]), errno);
+        assert_eq!(run(p, i386, 182, [0, 1000, 0, 0, 0, 0]), errno);
+        assert_eq!(run(p, i386, 298, [0, 0, 3, 4, 0, 0]), allow);
+        assert_eq!(run(p, 0x1234, 92, [0, 70000, 0, 0, 0, 0]), allow, "unknown arch");
+        // Too many ranges for 8-bit jumps: refused, not miscompiled.
+        let many: Vec<(u32, u32)> = (0..200).map(|i| (2 * i, 2 * i)).collect();
+        let ids = MappedIds { uids: &many, gids: &[(0, 0)] };
+        assert_eq!(assemble_mapped(&[X86_64], false, ids, &mut prog), Err(AsmError::JumpTooFar));
+    }
+
     #[test]
     fn overlong_blocks_are_refused_not_miscompiled() {
         static MANY: [u32; 300] = {
@@ -315,7 +496,7 @@ mod tests {
             }
             a
         };
-        let abi = Abi { name: "big", arch: 1, x32: false, chown: &MANY, sync: &[] };
+        let abi = Abi { name: "big", arch: 1, x32: false, chown: &MANY, sync: &[], chown_uid_arg: &[] };
         let mut p = Program::new();
         assert_eq!(assemble(&[abi], true, false, &mut p), Err(AsmError::JumpTooFar));
     }

@@ -6,7 +6,7 @@
 
 pub mod bpf;
 
-pub use bpf::SockFilter;
+pub use bpf::{MappedIds, SockFilter};
 
 use crate::error::{During, Error, Invalid, Result, Syscall};
 
@@ -20,6 +20,9 @@ pub struct Abi {
     pub x32: bool,
     pub chown: &'static [u32],
     pub sync: &'static [u32],
+    /// For each of `chown`: the argument holding the uid (the gid is the next one), 0 for the
+    /// 16-bit legacy forms, whose ids `--suppress-chown` with ranges does not check.
+    pub chown_uid_arg: &'static [u8],
 }
 
 pub mod tables {
@@ -62,7 +65,25 @@ pub fn install(chown: bool, sync: bool) -> Result<()> {
     let subject = |e: Error| e.for_option(if chown { "--suppress-chown" } else { "--suppress-sync" }, None, None);
     let mut program = bpf::Program::new();
     bpf::assemble(abis, chown, sync, &mut program).map_err(|_| subject(Error::invalid(Invalid::FilterTooLong)))?;
+    load(&program, subject)
+}
+
+/// `--suppress-chown` with subordinate ranges: a chown to mapped ids really happens; only the
+/// ones that would fail (an unmapped id) return 0 without effect.
+pub fn install_mapped(sync: bool, ids: MappedIds<'_>) -> Result<()> {
+    let abis = native_abis();
+    if abis.is_empty() {
+        return Ok(());
+    }
+    let subject = |e: Error| e.for_option("--suppress-chown", None, None);
+    let mut program = bpf::Program::new();
+    bpf::assemble_mapped(abis, sync, ids, &mut program)
+        .map_err(|_| subject(Error::invalid(Invalid::FilterTooManyRanges)))?;
+    load(&program, subject)
+}
+
+fn load(program: &bpf::Program, subject: impl Fn(Error) -> Error) -> Result<()> {
     bpf::verify(program.as_slice()).map_err(|_| subject(Error::invalid(Invalid::FilterUnverifiable)))?;
-    rustix::thread::set_no_new_privs(true).during(Syscall::Prctl).map_err(subject)?;
+    rustix::thread::set_no_new_privs(true).during(Syscall::Prctl).map_err(&subject)?;
     crate::sys::install_seccomp_filter(program.as_slice()).during(Syscall::Seccomp).map_err(subject)
 }
