@@ -96,6 +96,24 @@ table "4. chroot shape as uid 65534 (--become-root --suppress-chown)" "$(R 300)"
 	"$(spec bwrap /usr/bin/bwrap --unshare-user --uid 0 --gid 0 "${CHROOT[@]}" -- /payload)" \
 	"$(spec payload "$W/payload")"
 
+# 4b. Subordinate id ranges: one helper and two setuid tools per start, against util-linux
+# unshare doing the same for the same user (a throw-away login with /etc/subuid ranges).
+bench_user="mksbxbench$$"
+if command -v newuidmap >/dev/null || apt-get install -y -qq uidmap >/dev/null; then
+	useradd -M -s /usr/sbin/nologin -U "$bench_user"
+	trap 'userdel "$bench_user" 2>/dev/null || true; umount -R "$W" 2>/dev/null || true; rm -rf "$W"' EXIT
+	bu=$(id -u "$bench_user")
+	if [ "$(id -g "$bench_user")" = "$bu" ] && grep -q "^$bench_user:" /etc/subuid; then
+		table "4b. subordinate ranges as a user with /etc/subuid: --become-root --map-auto" "$(R 200)" -u "$bu" \
+			"$(spec ours "$ours" --ro-bind "$W/payload" /payload --become-root --map-auto -- /payload)" \
+			"$(spec unshare /usr/bin/unshare --map-auto --map-root-user --mount "$W/payload")" \
+			"$(spec ours-single-id "$ours" --ro-bind "$W/payload" /payload --become-root -- /payload)" \
+			"$(spec unshare-single-id /usr/bin/unshare --map-root-user --mount "$W/payload")" \
+			"$(spec payload "$W/payload")"
+	fi
+	userdel "$bench_user"
+fi
+
 # 5. Scaling with the number of binds.
 for n in 10 100 1000 4096; do
 	mkdir -p "$W/binds"
