@@ -41,6 +41,8 @@ pub struct Mapper {
 impl Mapper {
     /// Forks the helper in the caller's namespaces. `direct`: the caller is root and writes the
     /// maps itself; otherwise the setuid tools must be installed (checked here, before forking).
+    #[cold]
+    #[inline(never)]
     pub fn start(uid_map: &[Range], gid_map: &[Range], direct: bool, auto: bool) -> Result<Mapper> {
         let subject = |kind: Kind| if auto { "--map-auto" } else { kind.option() };
         if !direct {
@@ -73,6 +75,8 @@ impl Mapper {
 
     /// After `unshare()`: lets the helper write the maps and waits for its verdict. The message
     /// of a failure (the tool's own words) is copied into `bump`.
+    #[cold]
+    #[inline(never)]
     pub fn finish(mut self, bump: &mut Bump<'static>) -> Result<()> {
         // Set-id history makes a process non-dumpable, and then its /proc files belong to root,
         // which newuidmap refuses.

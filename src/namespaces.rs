@@ -82,6 +82,8 @@ pub fn enter(request: &Request<'_>, storage: &mut Storage, bump: &mut Bump<'stat
 
 /// Both complete maps: the caller's own id (to 0 with `--become-root`, else to itself),
 /// `--map-auto`'s lines, the explicit ranges.
+#[cold]
+#[inline(never)]
 fn build_maps(request: &Request<'_>, caller: &userns::Caller, storage: &mut Storage) -> Result<()> {
     let settings = &request.settings;
     let inside = |id: u32| if settings.become_root { 0 } else { id };
@@ -102,6 +104,8 @@ fn build_maps(request: &Request<'_>, caller: &userns::Caller, storage: &mut Stor
 
 /// `--suppress-chown` with ranges: chown to the mapped ids really happens (see
 /// [`seccomp::install_mapped`]).
+#[cold]
+#[inline(never)]
 fn install_filter_for_ranges(settings: &Settings, storage: &Storage) -> Result<()> {
     let (mut uids, mut gids) = ([(0, 0); MAX_RANGES], [(0, 0); MAX_RANGES]);
     let (nu, ng) = (subid::inside_spans(&storage.uid_map, &mut uids), subid::inside_spans(&storage.gid_map, &mut gids));
