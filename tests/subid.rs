@@ -453,3 +453,36 @@ fn a_refused_map_leaves_no_zombie() {
         "the sandbox did not reap its helper:\n{sandbox}"
     );
 }
+
+/// Linux 6.7 and newer give each user namespace its own binfmt_misc.
+fn kernel_has_private_binfmt() -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let mut v = release.trim().split(['.', '-']).map(|n| n.parse::<u32>().unwrap_or(0));
+    (v.next().unwrap_or(0), v.next().unwrap_or(0)) >= (6, 7)
+}
+
+#[test]
+fn binfmt_register_with_ranges_needs_no_become_root() {
+    needs_root!();
+    if !kernel_has_private_binfmt() {
+        return;
+    }
+    // A rule with an extension that matches nothing: registering is what is checked.
+    let rule = ":mksbx8:E::mksbx8::/usr/bin/true:F";
+    let show = "cat /binfmt/mksbx8 | head -1";
+    // --map-auto without --become-root maps inside 0 (to the range's start): the instance's
+    // root user exists, so the caller (who keeps its id) may register.
+    let u = TestUser::new("binfmt", &[]);
+    let out = u.run(&refs(&sh(&["--map-auto", "--binfmt-register", rule, "--binfmt-misc", "/binfmt"], show)));
+    assert_eq!(out.ok(), "enabled\n");
+    // Root with ranges has a user namespace of its own, so it may register too.
+    let out =
+        run(&refs(&sh(&["--map-users", "1:3000000:10", "--binfmt-register", rule, "--binfmt-misc", "/binfmt"], show)));
+    assert_eq!(out.ok(), "enabled\n");
+    // Neither touched the host's.
+    assert!(!std::path::Path::new("/proc/sys/fs/binfmt_misc/mksbx8").exists());
+    // Without inside 0 mapped, the refusal stands.
+    let out = u.run(&refs(&sh(&["--map-users", &format!("1:{}:10", u.subuid.0), "--binfmt-register", rule], "true")));
+    assert_eq!(out.status, 1);
+    assert!(out.stderr.contains("belongs to its root user"), "{}", out.stderr);
+}
