@@ -462,8 +462,10 @@ pub const HELP_BODY: &str = "Run the specified command in a custom sandbox.
                                  (:name:type:offset:magic:mask:interpreter:flags) or a
                                  binfmt.d file, e.g. /usr/lib/binfmt.d/qemu-aarch64.conf;
                                  the host's interpreter is used (flag F). Needs Linux
-                                 >= 6.7 and a regular user with --become-root (root's
-                                 sandbox has no user namespace of its own)
+                                 >= 6.7 and a user namespace with its root user mapped:
+                                 a regular user with --become-root, or id ranges that
+                                 map inside 0 (root's sandbox has no user namespace
+                                 without ranges)
      --map-users INNER:OUTER:COUNT
                                  Also map COUNT users from OUTER on the host to INNER in the
                                  sandbox (repeatable; needs newuidmap unless run as root)
@@ -630,6 +632,23 @@ pub(crate) mod tests {
         assert!(st.unshare_ipc && st.suspend && st.pack_fds);
         assert_eq!(st.exec_fd, Some(7));
         assert!(st.debug);
+    }
+
+    #[test]
+    fn id_ranges_are_collected_in_order_and_imply_a_user_namespace() {
+        let mut s = Store::new();
+        let r =
+            s.request(&["--map-users", "1:100000:10", "--map-groups", "5:7:1", "--map-users", "20:200000:3", "true"]);
+        let uids: Vec<_> =
+            r.uid_ranges.iter().map(|r| (r.inner, r.outer, r.count, r.given.to_str().unwrap())).collect();
+        assert_eq!(uids, [(1, 100000, 10, "1:100000:10"), (20, 200000, 3, "20:200000:3")]);
+        assert_eq!(r.gid_ranges.len(), 1);
+        assert!(r.maps_ranges() && !r.settings.map_auto);
+        let mut s = Store::new();
+        let r = s.request(&["--map-auto"]);
+        assert!(r.maps_ranges() && r.settings.map_auto && r.uid_ranges.is_empty());
+        let mut s = Store::new();
+        assert!(!s.request(&["--become-root"]).maps_ranges());
     }
 
     #[test]
