@@ -486,3 +486,37 @@ fn binfmt_register_with_ranges_needs_no_become_root() {
     assert_eq!(out.status, 1);
     assert!(out.stderr.contains("belongs to its root user"), "{}", out.stderr);
 }
+
+#[test]
+fn an_ignored_sigchld_changes_nothing() {
+    needs_root!();
+    // A caller that ignores SIGCHLD passes that on: the kernel then reaps children by itself, and
+    // exit statuses would be lost. The verdict still arrives, and the tools' statuses too.
+    let u = TestUser::new("sigign", &[]);
+    let ignoring = |args: &[&str]| -> Run {
+        let mut c = u.command(std::path::Path::new("/usr/bin/python3"));
+        c.args([
+            "-c",
+            "import os, signal, sys; signal.signal(signal.SIGCHLD, signal.SIG_IGN); os.execv(sys.argv[1], sys.argv[1:])",
+        ]);
+        c.arg(binary()).args(args);
+        finish(c.output().unwrap())
+    };
+    // cat, not sh: a shell resets SIGCHLD for itself.
+    let mut args: Vec<&str> = BASE.to_vec();
+    args.extend(["--become-root", "--map-auto", "--", "cat", "/proc/self/status", "/proc/self/uid_map"]);
+    let out = ignoring(&args);
+    let text = out.ok();
+    let ignored = text.lines().find_map(|l| l.strip_prefix("SigIgn:")).unwrap().trim();
+    let ignored = u64::from_str_radix(ignored, 16).unwrap();
+    assert_ne!(ignored & (1 << (libc::SIGCHLD - 1)), 0, "SIGCHLD was ignored all along");
+    let uid_map: Vec<&str> = text.lines().rev().take(2).collect();
+    assert_eq!(
+        map_lines(&format!("{}\n{}\n", uid_map[1], uid_map[0])),
+        [[0, u.uid as u64, 1], [1, u.subuid.0 as u64, u.subuid.1 as u64 - 1]]
+    );
+    let outside = u.subuid.0 + u.subuid.1;
+    let out = ignoring(&["--map-users", &format!("1:{outside}:1"), "true"]);
+    assert_eq!(out.status, 1);
+    assert!(out.stderr.contains("not allowed (exit status 1)"), "{}", out.stderr);
+}
