@@ -417,13 +417,10 @@ fn suppress_chown_with_ranges_lets_mapped_chowns_happen() {
     assert_ne!(out.status, 0);
 }
 
-#[test]
-fn a_refused_map_leaves_no_zombie() {
-    needs_root!();
-    // The sandbox itself reaps its helper before it reports the error (strace shows the
-    // helper's pid come back from the sandbox's own wait4()).
-    let u = TestUser::new("reap", &[]);
-    let outside = (u.subuid.0 + u.subuid.1).to_string();
+/// Runs the sandbox as `u` with `args` under strace, expects it to fail, and asserts that the
+/// sandbox itself reaped its helper before exiting (the helper's pid comes back from the
+/// sandbox's own wait4()), so no zombie or stray process is left.
+fn fails_and_reaps_its_helper(u: &TestUser, args: &[&str]) {
     let trace = Scratch::new("subid-reap");
     let log = trace.join("log");
     // -ff: one file per process, so no call is split by another process's lines.
@@ -431,7 +428,8 @@ fn a_refused_map_leaves_no_zombie() {
         .args(["-ff", "-qq", "-e", "trace=execve,clone,wait4", "-o", &log, "setpriv"])
         .args([&format!("--reuid={}", u.uid), &format!("--regid={}", u.gid), "--clear-groups", "--"])
         .arg(binary())
-        .args(["--map-users", &format!("1:{outside}:1"), "/nonexistent"])
+        .args(args)
+        .arg("/nonexistent")
         .current_dir("/")
         .output()
         .unwrap();
@@ -452,6 +450,14 @@ fn a_refused_map_leaves_no_zombie() {
             .any(|l| l.starts_with(&format!("wait4({helper},")) && l.trim_end().ends_with(&format!("= {helper}"))),
         "the sandbox did not reap its helper:\n{sandbox}"
     );
+}
+
+#[test]
+fn a_refused_map_leaves_no_zombie() {
+    needs_root!();
+    let u = TestUser::new("reap", &[]);
+    let outside = (u.subuid.0 + u.subuid.1).to_string();
+    fails_and_reaps_its_helper(&u, &["--map-users", &format!("1:{outside}:1")]);
 }
 
 /// Linux 6.7 and newer give each user namespace its own binfmt_misc.
@@ -519,4 +525,23 @@ fn an_ignored_sigchld_changes_nothing() {
     let out = ignoring(&["--map-users", &format!("1:{outside}:1"), "true"]);
     assert_eq!(out.status, 1);
     assert!(out.stderr.contains("not allowed (exit status 1)"), "{}", out.stderr);
+}
+
+#[test]
+fn a_failure_after_the_helper_started_leaves_nothing_behind() {
+    needs_root!();
+    // Too many separate spans for the --suppress-chown filter: refused after the helper was
+    // forked (it must exist before the filter) and before unshare(); the helper is told to give
+    // up and reaped.
+    let u = TestUser::new("late", &[]);
+    let mut args = vec!["--become-root".to_string(), "--suppress-chown".to_string()];
+    for i in 0..60u32 {
+        args.push("--map-users".into());
+        args.push(format!("{}:{}:1", 2 * i + 1, u.subuid.0 + i));
+    }
+    assert_eq!(
+        refused_as(Some(&u), &refs(&args)),
+        "mkosi-sandbox: --suppress-chown: too many id ranges for the seccomp filter\n"
+    );
+    fails_and_reaps_its_helper(&u, &refs(&args));
 }
