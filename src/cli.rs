@@ -150,6 +150,8 @@ pub struct Settings {
     pub binfmt_register: bool,
     /// `--map-auto`: map the caller's first subordinate uid and gid ranges.
     pub map_auto: bool,
+    /// `--map-foreign` (mkosi 27): nothing to do when privileged, checked in `foreign`.
+    pub map_foreign: bool,
     /// Index of the command's first argument; equal to the argument count for the default `bash`.
     pub command: usize,
 }
@@ -355,6 +357,14 @@ pub fn parse<'s, A: Args + ?Sized>(args: &A, storage: &'s mut Storage) -> Result
                 ranges_given = true;
             }
             b"--map-auto" => settings.map_auto = true,
+            // mkosi 27's foreign-UID options: see `foreign` for what is accepted and what is not.
+            b"--map-foreign" => settings.map_foreign = true,
+            b"--map-delegate" => crate::foreign::map_delegate(value("--map-delegate", None)?)?,
+            b"--bind-foreign" | b"--ro-bind-foreign" => {
+                let opt = if name == b"--bind-foreign" { "--bind-foreign" } else { "--ro-bind-foreign" };
+                let src = value(opt, None)?;
+                return Err(crate::foreign::bind_foreign(opt, src, value(opt, Some(src))?));
+            }
             _ if name.first() == Some(&b'-') => {
                 return Err(Error::invalid(Invalid::UnrecognizedOption).for_argument(arg));
             }
@@ -474,6 +484,10 @@ pub const HELP_BODY: &str = "Run the specified command in a custom sandbox.
      --map-auto                  Map the caller's first /etc/subuid and /etc/subgid ranges as
                                  unshare --map-auto does (0.. with --become-root, around the
                                  caller's own id without)
+     --map-foreign               Map the foreign UID range (as root: already mapped, nothing to do)
+     --map-delegate N            Delegate N 64K UID ranges (only 0: more needs systemd-nsresourced)
+     --bind-foreign SRC DST      Refused: needs systemd-mountfsd and systemd-nsresourced
+     --ro-bind-foreign SRC DST   Refused: needs systemd-mountfsd and systemd-nsresourced
 
 Limits: 8192 operations, 1024 --overlay-lowerdir, 1024 --setenv and --unsetenv each,
 4096 environment entries, 4096 --pack-fds descriptors, 256 --binfmt-register rules,
@@ -649,6 +663,27 @@ pub(crate) mod tests {
         assert!(r.maps_ranges() && r.settings.map_auto && r.uid_ranges.is_empty());
         let mut s = Store::new();
         assert!(!s.request(&["--become-root"]).maps_ranges());
+    }
+
+    #[test]
+    fn mkosi_27_foreign_options() {
+        let mut s = Store::new();
+        let st = settings(s.parse(&["--map-foreign", "--map-delegate", "0", "--dir", "/a", "true"]));
+        assert!(st.map_foreign);
+        assert_eq!((st.command, s.0.ops.len()), (5, 1));
+        assert!(!settings(Store::new().parse(&["true"])).map_foreign);
+        let refused = message(Store::new().parse(&["--bind-foreign", "/a", "/b", "true"]));
+        assert!(refused.starts_with("mkosi-sandbox: --bind-foreign /a /b: needs systemd-mountfsd"), "{refused}");
+        let refused = message(Store::new().parse(&["--map-delegate", "1"]));
+        assert!(refused.starts_with("mkosi-sandbox: --map-delegate 1: needs systemd-nsresourced"), "{refused}");
+        assert_eq!(
+            message(Store::new().parse(&["--ro-bind-foreign", "/a"])),
+            "mkosi-sandbox: --ro-bind-foreign /a: missing argument\n"
+        );
+        assert_eq!(
+            message(Store::new().parse(&["--map-delegate"])),
+            "mkosi-sandbox: --map-delegate: missing argument\n"
+        );
     }
 
     #[test]

@@ -96,6 +96,7 @@ pub enum Invalid {
     RelativeDestination,
     VariableName,
     NotADescriptor,
+    NotANumber,
     /// The seccomp program does not fit its buffer.
     FilterTooLong,
     /// The seccomp program fails our copy of the kernel's checks.
@@ -137,6 +138,7 @@ impl Invalid {
             Invalid::RelativeDestination => "destination is not an absolute path",
             Invalid::VariableName => "invalid variable name",
             Invalid::NotADescriptor => "not a file descriptor number",
+            Invalid::NotANumber => "not a number",
             Invalid::FilterTooLong => "seccomp filter too long",
             Invalid::FilterUnverifiable => "seccomp filter failed verification",
             Invalid::BinfmtRule(why) => why,
@@ -168,6 +170,29 @@ impl Invalid {
             }
             Invalid::HelperSilent => "the id-mapping helper ended without a verdict",
             Invalid::FilterTooManyRanges => "too many id ranges for the seccomp filter",
+        }
+    }
+}
+
+/// A systemd service that mkosi 27's own sandbox asks for what an option needs, and that this
+/// sandbox does not use (see `foreign`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// A transient UID range, the foreign range or delegated ranges for a user namespace.
+    Nsresourced,
+    /// An idmapped mount of a foreign-owned tree (and the transient range it maps to).
+    MountfsdAndNsresourced,
+}
+
+impl Service {
+    pub const fn text(self) -> &'static str {
+        match self {
+            Service::Nsresourced => {
+                "needs systemd-nsresourced, which this sandbox does not use (only root with CAP_SYS_ADMIN and CAP_CHOWN can do without)"
+            }
+            Service::MountfsdAndNsresourced => {
+                "needs systemd-mountfsd and systemd-nsresourced, which this sandbox does not use"
+            }
         }
     }
 }
@@ -224,6 +249,8 @@ pub enum Cause {
     Capacity { what: Limit, max: usize },
     /// Words from another process (the id-mapping helper and the tools it runs), verbatim.
     Report(&'static CStr),
+    /// What the option asks for needs a service this sandbox does not use.
+    NeedsService(Service),
 }
 
 /// A stage of the set-up that is not an option's operation.
@@ -372,6 +399,7 @@ impl Error {
             Cause::SourceMissing => out.push(strerror(Errno::NOENT).as_bytes()),
             Cause::Invalid(what) => out.push(what.text().as_bytes()),
             Cause::Report(text) => out.push(text.to_bytes()),
+            Cause::NeedsService(service) => out.push(service.text().as_bytes()),
             Cause::Capacity { what, max } => {
                 out.push(b"too many ");
                 out.push(what.text().as_bytes());

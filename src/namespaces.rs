@@ -10,7 +10,7 @@ use crate::containers::{Bump, FixedVec};
 use crate::error::{During, Result, Stage, Syscall};
 use crate::mapper::Mapper;
 use crate::subid::{self, Kind, MAX_RANGES, Ranges};
-use crate::{binfmt, seccomp, sys, userns};
+use crate::{binfmt, foreign, seccomp, sys, userns};
 
 /// The two complete maps when subordinate ranges are asked for.
 pub struct Storage {
@@ -44,6 +44,9 @@ pub fn enter(request: &Request<'_>, storage: &mut Storage, bump: &mut Bump<'stat
         // --become-root, or by a range from inside id 0 (--map-auto without --become-root).
         let root_mapped = settings.become_root || (ranges && storage.uid_map.iter().any(|r| r.inner == 0));
         binfmt::may_register(userns, root_mapped)?;
+    }
+    if settings.map_foreign {
+        foreign::check_map_foreign(userns)?;
     }
     let namespaces = userns::namespaces(&caller, userns, settings.unshare_net, settings.unshare_ipc);
     let chown = settings.suppress_chown && (userns || userns::uid_map_has_single_user());
