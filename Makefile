@@ -6,7 +6,7 @@ BIN     := target/$(TARGET)/release/mkosi-sandbox
 ARM_BIN := target/$(ARM)/release/mkosi-sandbox
 CARGO   ?= cargo
 
-.PHONY: all build aarch64 targets check test unit e2e cross-smoke differential initramfs demo bench clean
+.PHONY: all build aarch64 targets check test unit e2e cross-smoke differential initramfs test-mkosi demo bench bench-mkosi clean
 
 all: build
 
@@ -53,6 +53,11 @@ initramfs: build
 
 test: unit e2e cross-smoke differential initramfs
 
+# Real clients: mkosi 25.3 and 27.1 (Debian packages) build the same image with their own sandbox
+# and through this binary (contrib/mkosi/patch-mkosi); the images must be identical. Network, root.
+test-mkosi: build
+	bash tests/mkosi.sh $(BIN)
+
 # A read-only /usr, /dev, /proc, mapped to root: what the sandbox looks like from inside.
 demo: build
 	$(BIN) --ro-bind /usr /usr --symlink usr/bin /bin --symlink usr/lib /lib \
@@ -62,6 +67,10 @@ demo: build
 
 bench: build
 	sh bench/run.sh $(abspath $(BIN))
+
+# Those mkosi builds, interleaved: stock, stock without the package copy, through this binary.
+bench-mkosi: build
+	bash bench/mkosi.sh $(abspath $(BIN))
 
 clean:
 	$(CARGO) clean

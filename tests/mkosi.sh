@@ -1,0 +1,67 @@
+#!/bin/bash
+# Real clients: unmodified Debian packages of mkosi 25.3 (trixie) and 27.1 (sid) build a Debian
+# bookworm directory image (coreutils, less; the post-install script runs mkosi-chroot) with their
+# own sandbox and through this binary (contrib/mkosi/patch-mkosi); each pair of images must be
+# identical file by file (paths, types, modes, owners, sizes, link targets). Also: every sandbox
+# of a patched build ran this binary (counted with tracefs when available), mkosi-chroot ran in
+# the image as root, and 27.1's glob_in_sandbox()/exists_in_sandbox() agree with the stock ones.
+# Run as root. Usage: mkosi.sh BINARY   (work directory: $MKOSI_TEST_DIR, see tests/mkosi-lib.sh)
+set -u
+source "$(dirname "$0")/mkosi-lib.sh"
+[ $# = 1 ] || die "usage: mkosi.sh BINARY"
+start=$(date +%s)
+mkosi_setup "$1"
+
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL $*"; }
+
+for pair in "${MKOSI_VERSIONS[@]}"; do
+	read -r version _ <<< "$pair"
+	for variant in stock patched; do
+		mkosi_build "$version" "$variant" "$version-$variant" || exit 1
+		echo "mkosi $version $variant: ${BUILD_WALL} ms wall, ${BUILD_CPU} ms CPU, sandbox starts: ${BUILD_STARTS:-not counted}"
+		mkosi_manifest "$W/out/$version-$variant/image" > "$W/out/$version-$variant.manifest"
+		case $variant in
+			# Every start went through this binary: as mkosi-sandbox, or as /sandbox.py (mkosi-chroot).
+			patched) comms=${BUILD_STARTS#* } ;;
+			stock) comms="" ;;
+		esac
+		if [ -n "$comms" ] && echo "$comms" | tr ',' '\n' | grep -v -e '^mkosi-sandbox=' -e '^sandbox.py=' | grep -q .; then
+			bad "$version patched: sandboxes not started by this binary: $comms"
+		fi
+		chroot_test=$W/out/$version-$variant/image/etc/mkosi-chroot-test
+		if [ "$(cat "$chroot_test" 2>/dev/null)" = "$(printf 'uid=0 container=mkosi\ncoreutils\nless')" ]; then
+			ok
+		else
+			bad "$version $variant: mkosi-chroot in the post-install script: $(head -c 200 "$chroot_test" 2>&1)"
+		fi
+	done
+	digest=$(sha256sum < "$W/out/$version-stock.manifest" | cut -d' ' -f1)
+	files=$(wc -l < "$W/out/$version-stock.manifest")
+	if cmp -s "$W/out/$version-stock.manifest" "$W/out/$version-patched.manifest"; then
+		ok
+		echo "mkosi $version: stock and patched images identical: $files entries, manifest sha256 $digest"
+	else
+		bad "mkosi $version: the images differ (stock <, patched >):"
+		diff "$W/out/$version-stock.manifest" "$W/out/$version-patched.manifest" | head -n 20
+	fi
+done
+
+# 27.x enters the sandbox in-process for glob_in_sandbox()/exists_in_sandbox() (RHEL, openSUSE
+# builds only); the patched copy runs them as commands through this binary: same answers.
+probe='
+from mkosi.run import exists_in_sandbox, glob_in_sandbox, sandbox_cmd
+print(exists_in_sandbox("/usr/bin/env", sandbox=sandbox_cmd()), exists_in_sandbox("/nonexistent", sandbox=sandbox_cmd()))
+print(glob_in_sandbox("usr/lib/os-rel*", "usr/bin/tru[e]", "nothing*", sandbox=sandbox_cmd()))
+'
+stock=$(cd / && PYTHONPATH="$W/variants/27.1-stock" /usr/bin/python3 -c "$probe" 2>&1)
+patched=$(cd / && PYTHONPATH="$W/variants/27.1-patched" /usr/bin/python3 -c "$probe" 2>&1)
+if [ "$stock" = "$patched" ] && [ "$(echo "$stock" | head -n 1)" = "True False" ] && echo "$stock" | grep -q "/usr/bin/true"; then
+	ok
+else
+	bad "27.1 glob_in_sandbox/exists_in_sandbox: stock: $stock; patched: $patched"
+fi
+
+echo "mkosi: $pass passed, $fail failed ($(( $(date +%s) - start )) s)"
+[ $fail = 0 ]
