@@ -9,8 +9,8 @@
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 top=$(cd "$here/.." && pwd)
 W=${MKOSI_TEST_DIR:-/var/tmp/mkosi-sandbox-test-mkosi}
-# "version suite" pairs; the Debian suites by name, the archive from the apt sources.
-MKOSI_VERSIONS=("25.3 trixie" "27.1 sid")
+# "version suites" pairs; the Debian suites by name (tried in order), the archive from the apt sources.
+MKOSI_VERSIONS=("25.3 trixie" "27.1 sid,testing,trixie-backports")
 APT_GET=(apt-get -o DPkg::Lock::Timeout=600 -y -qq --no-install-recommends)
 
 die() { echo "$*" >&2; exit 1; }

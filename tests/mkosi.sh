@@ -83,4 +83,6 @@ else
 fi
 
 echo "mkosi: $pass passed, $fail failed ($(( $(date +%s) - start )) s)"
+# Keep the caches, manifests and logs; the images only when something failed.
+[ $fail = 0 ] && rm -rf "$W"/out/*/image
 [ $fail = 0 ]
