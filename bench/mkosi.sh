@@ -45,3 +45,4 @@ for pair in "${MKOSI_VERSIONS[@]}"; do
 done
 echo
 echo "$((rounds - 1)) timed rounds (medians), interleaved; first round discarded. CPU = user + system of the whole build."
+rm -rf "$W"/out/bench-*/image
