@@ -150,7 +150,7 @@ pub struct Settings {
     pub binfmt_register: bool,
     /// `--map-auto`: map the caller's first subordinate uid and gid ranges.
     pub map_auto: bool,
-    /// `--map-foreign` (mkosi 27): nothing to do when privileged, checked in `foreign`.
+    /// `--map-foreign` (mkosi 27): nothing to do when privileged, checked in `foreign_uid`.
     pub map_foreign: bool,
     /// Index of the command's first argument; equal to the argument count for the default `bash`.
     pub command: usize,
@@ -357,13 +357,13 @@ pub fn parse<'s, A: Args + ?Sized>(args: &A, storage: &'s mut Storage) -> Result
                 ranges_given = true;
             }
             b"--map-auto" => settings.map_auto = true,
-            // mkosi 27's foreign-UID options: see `foreign` for what is accepted and what is not.
+            // mkosi 27's foreign-UID options: see `foreign_uid` for what is accepted and what is not.
             b"--map-foreign" => settings.map_foreign = true,
-            b"--map-delegate" => crate::foreign::map_delegate(value("--map-delegate", None)?)?,
+            b"--map-delegate" => crate::foreign_uid::map_delegate(value("--map-delegate", None)?)?,
             b"--bind-foreign" | b"--ro-bind-foreign" => {
                 let opt = if name == b"--bind-foreign" { "--bind-foreign" } else { "--ro-bind-foreign" };
                 let src = value(opt, None)?;
-                return Err(crate::foreign::bind_foreign(opt, src, value(opt, Some(src))?));
+                return Err(crate::foreign_uid::bind_foreign(opt, src, value(opt, Some(src))?));
             }
             _ if name.first() == Some(&b'-') => {
                 return Err(Error::invalid(Invalid::UnrecognizedOption).for_argument(arg));

@@ -175,7 +175,7 @@ impl Invalid {
 }
 
 /// A systemd service that mkosi 27's own sandbox asks for what an option needs, and that this
-/// sandbox does not use (see `foreign`).
+/// sandbox does not use (see `foreign_uid`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {
     /// A transient UID range, the foreign range or delegated ranges for a user namespace.

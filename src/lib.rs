@@ -21,7 +21,7 @@
 //! 2. [`sys`]: the raw syscall boundary
 //! 3. [`line`](mod@line): one line of output on stderr
 //! 4. [`error`]: errors and their one-line rendering
-//! 5. [`path`], [`subid`], [`foreign`]: path buffers and resolution inside a root; subordinate
+//! 5. [`path`], [`subid`], [`foreign_uid`]: path buffers and resolution inside a root; subordinate
 //!    id ranges; mkosi 27's foreign-UID options (`--map-foreign`, ...)
 //! 6. [`cli`]: argv into operations and settings
 //! 7. [`plan`]: the order of operations
@@ -44,7 +44,7 @@ pub mod cli;
 pub mod containers;
 pub mod decimal;
 pub mod error;
-pub mod foreign;
+pub mod foreign_uid;
 pub mod line;
 pub mod mapper;
 pub mod mounts;

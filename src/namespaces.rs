@@ -10,7 +10,7 @@ use crate::containers::{Bump, FixedVec};
 use crate::error::{During, Result, Stage, Syscall};
 use crate::mapper::Mapper;
 use crate::subid::{self, Kind, MAX_RANGES, Ranges};
-use crate::{binfmt, foreign, seccomp, sys, userns};
+use crate::{binfmt, foreign_uid, seccomp, sys, userns};
 
 /// The two complete maps when subordinate ranges are asked for.
 pub struct Storage {
@@ -46,7 +46,7 @@ pub fn enter(request: &Request<'_>, storage: &mut Storage, bump: &mut Bump<'stat
         binfmt::may_register(userns, root_mapped)?;
     }
     if settings.map_foreign {
-        foreign::check_map_foreign(userns)?;
+        foreign_uid::check_map_foreign(userns)?;
     }
     let namespaces = userns::namespaces(&caller, userns, settings.unshare_net, settings.unshare_ipc);
     let chown = settings.suppress_chown && (userns || userns::uid_map_has_single_user());
