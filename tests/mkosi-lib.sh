@@ -95,7 +95,7 @@ mkosi_project() {
 
 # mkosi_build VERSION VARIANT NAME: builds into $W/out/NAME/image, log in $W/logs/NAME.log. The
 # first build of a version syncs the repository metadata (again after 6 hours); later ones reuse it.
-# Sets BUILD_WALL, BUILD_CPU (seconds, the whole process tree) and BUILD_STARTS (sandbox starts,
+# Sets BUILD_WALL, BUILD_CPU (ms; CPU of the whole process tree) and BUILD_STARTS (sandbox starts,
 # "" when tracefs is not available).
 mkosi_build() {
 	local version=$1 variant=$2 name=$3
@@ -113,7 +113,7 @@ mkosi_build() {
 		> "$W/logs/$name.log" 2>&1 || rc=$?
 	children_cpu_ms; c1=$CPU_MS
 	BUILD_WALL=$(( ($(date +%s%N) - t0) / 1000000 )); BUILD_CPU=$((c1 - c0))
-	BUILD_STARTS=$(trace_end)
+	trace_end
 	if [ $rc != 0 ]; then
 		if grep -q -e 'Failed to fetch' -e 'Could not resolve' -e 'Temporary failure' "$W/logs/$name.log"; then
 			echo "mkosi: $name: cannot reach the Debian archive $MIRROR (see $W/logs/$name.log)" >&2
@@ -143,17 +143,23 @@ mkosi_manifest() {
 }
 
 # Sandbox starts: processes of this shell's tree that call pivot_root() (each start does, once or
-# twice, in its own process), counted with a private tracefs instance. Prints "COUNT COMMS".
+# twice, in its own process), counted with a private tracefs instance: BUILD_STARTS="COUNT COMMS".
 TRACE=""
 trace_begin() {
 	TRACE=""
 	[ -z "${TRACE_OFF:-}" ] || return 0
 	local t=/sys/kernel/tracing
-	[ -d $t/events ] || mount -t tracefs nodev $t 2>/dev/null || return 0
-	[ -d $t/events/syscalls/sys_enter_pivot_root ] || return 0
+	TRACE_MOUNTED=""
+	if [ ! -d $t/events ]; then
+		mount -t tracefs nodev $t 2>/dev/null || return 0
+		TRACE_MOUNTED=$t
+	fi
+	[ -d $t/events/syscalls/sys_enter_pivot_root ] || { [ -z "$TRACE_MOUNTED" ] || umount $t; return 0; }
 	TRACE=$t/instances/mkosi-sandbox-test-$$
 	rmdir "$TRACE" 2>/dev/null
-	mkdir "$TRACE" || { TRACE=""; return 0; }
+	mkdir "$TRACE" || { TRACE=""; [ -z "$TRACE_MOUNTED" ] || umount $t; return 0; }
+	# Interrupted mid-build: still remove the instance (and tracefs, if mounted here).
+	trap trace_end EXIT
 	echo 4096 > "$TRACE/buffer_size_kb"
 	echo 1 > "$TRACE/options/event-fork"
 	echo $BASHPID > "$TRACE/set_event_pid"
@@ -162,12 +168,16 @@ trace_begin() {
 }
 
 trace_end() {
+	BUILD_STARTS=""
 	[ -n "$TRACE" ] || return 0
 	echo 0 > "$TRACE/tracing_on"
 	# "  comm-pid  [cpu] flags  timestamp: sys_pivot_root(...)": distinct pids, and their names.
-	grep -v '^#' "$TRACE/trace" | sed -n 's/^ *\(.*\)-\([0-9]\+\) \+\[.*sys_pivot_root.*/\2 \1/p' | sort -u |
-		awk '{ n++; c[$2]++ } END { s = ""; for (k in c) s = s sprintf("%s%s=%d", s == "" ? "" : ",", k, c[k]); print n + 0, s }'
+	BUILD_STARTS=$(grep -v '^#' "$TRACE/trace" | sed -n 's/^ *\(.*\)-\([0-9]\+\) \+\[.*sys_pivot_root.*/\2 \1/p' | sort -u |
+		awk '{ n++; c[$2]++ } END { s = ""; for (k in c) s = s sprintf("%s%s=%d", s == "" ? "" : ",", k, c[k]); print n + 0, s }')
 	echo 0 > "$TRACE/events/syscalls/sys_enter_pivot_root/enable"
 	rmdir "$TRACE" 2>/dev/null
 	TRACE=""
+	# Leave the machine as it was: unmount tracefs if this mounted it.
+	[ -z "$TRACE_MOUNTED" ] || umount "$TRACE_MOUNTED" 2>/dev/null
+	trap - EXIT
 }

@@ -23,7 +23,7 @@ for pair in "${MKOSI_VERSIONS[@]}"; do
 	src=$(readlink -f "$W/variants/$version-stock")
 	changed=$(find "$src" -name __pycache__ -prune -o -newer "$W/variants/$version-patched/mkosi/run.py" -print -quit)
 	[ -z "$changed" ] && ok || bad "patch-mkosi $version wrote into SRC: $changed"
-	odd=$(mktemp -d); trap 'rm -rf "$odd"' EXIT
+	odd=$(mktemp -d)
 	mkdir "$odd/src"; cp -r "$src/mkosi" "$odd/src/"
 	sed -i 's/"--ro-bind", module \/ "sandbox.py", "\/sandbox.py",/"--ro-bind", module \/ "sandbox.py", "\/mkosi-sandbox.py",/' "$odd/src/mkosi/run.py"
 	err=$("$top/contrib/mkosi/patch-mkosi" "$odd/src" "$odd/dst" "$W/bin/mkosi-sandbox" 2>&1); rc=$?
