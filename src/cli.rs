@@ -327,7 +327,8 @@ pub fn parse<'s, A: Args + ?Sized>(args: &A, storage: &'s mut Storage) -> Result
                 binfmt_rules.push(rule).overflow(Limit::BinfmtRules)?;
                 settings.binfmt_register = true;
             }
-            b"--chdir" => settings.chdir = Some(Chdir::Path(value("--chdir", None)?)),
+            // An empty DIR means "stay" (the original tests it for truth), also after --same-dir.
+            b"--chdir" => settings.chdir = Some(value("--chdir", None)?).filter(|d| !d.is_empty()).map(Chdir::Path),
             b"--same-dir" => settings.chdir = Some(Chdir::SameDir),
             b"--exec-fd" => {
                 let fd = value("--exec-fd", None)?;
@@ -623,6 +624,8 @@ pub(crate) mod tests {
     fn last_of_chdir_and_same_dir_wins() {
         let st = settings(Store::new().parse(&["--chdir", "rel", "--same-dir"]));
         assert_eq!(st.chdir, Some(Chdir::SameDir));
+        let st = settings(Store::new().parse(&["--same-dir", "--chdir", ""]));
+        assert_eq!(st.chdir, None);
         let st = settings(Store::new().parse(&["--same-dir", "--chdir", "rel"]));
         assert!(matches!(st.chdir, Some(Chdir::Path(p)) if p.to_bytes() == b"rel"));
     }

@@ -155,6 +155,31 @@ pub fn write_key(path: &[u8], keep_dots: bool, out: &mut [u8]) {
     }
 }
 
+/// Writes the key of `path` normalized as Python's `normpath()` does (`.` dropped, `..` applied
+/// lexically, never above `/`) into `out` (at least `key_len(path, false)` bytes); returns its
+/// length. What `relpath()` compares.
+pub fn write_normalized_key(path: &[u8], out: &mut [u8]) -> usize {
+    let absolute = path.first() == Some(&b'/');
+    let mut len = 0;
+    for c in components(path) {
+        let last = out[..len].iter().rposition(|&b| b == 0).map_or(0, |sep| sep + 1);
+        if c == b".." && len > 0 && &out[last..len] != b".." {
+            len = last.saturating_sub(1);
+            continue;
+        }
+        if c == b".." && absolute {
+            continue;
+        }
+        if len > 0 {
+            out[len] = 0;
+            len += 1;
+        }
+        out[len..len + c.len()].copy_from_slice(c);
+        len += c.len();
+    }
+    len
+}
+
 /// What `resolve` found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Resolved {
@@ -165,6 +190,9 @@ pub struct Resolved {
     /// path met no symlink at all, `None` when a parent was a symlink (then only an `lstat()` of
     /// the written path, whose parents the kernel resolves from the real root, can tell).
     pub written_is_link: Option<bool>,
+    /// A component was missing and a later `..` climbed back out of it: Python's non-strict
+    /// walk goes on, the kernel's would fail (ENOENT).
+    pub through_missing: bool,
 }
 
 /// Scratch space for `resolve`.
@@ -193,6 +221,7 @@ pub fn resolve(root: &[u8], path: &[u8], out: &mut PathBuf, scratch: ResolveScra
     let mut missing_depth = 0usize;
     let mut links = 0;
     let mut written_is_link = Some(false);
+    let mut through_missing = false;
 
     while cursor < pending.len() {
         let rest = &pending.as_bytes()[cursor..];
@@ -208,6 +237,7 @@ pub fn resolve(root: &[u8], path: &[u8], out: &mut PathBuf, scratch: ResolveScra
         }
         if name == b".." {
             if out.len() > floor {
+                through_missing |= missing_depth == 1;
                 missing_depth = missing_depth.saturating_sub(1);
             }
             out.pop_component(floor);
@@ -239,7 +269,7 @@ pub fn resolve(root: &[u8], path: &[u8], out: &mut PathBuf, scratch: ResolveScra
             if !rest.is_empty() {
                 out.push_component(rest)?;
             }
-            return Ok(Resolved { exists: false, written_is_link });
+            return Ok(Resolved { exists: false, written_is_link, through_missing });
         }
         out.truncate(before);
         if link.as_bytes().first() == Some(&b'/') {
@@ -254,7 +284,7 @@ pub fn resolve(root: &[u8], path: &[u8], out: &mut PathBuf, scratch: ResolveScra
         pending.set(link.as_bytes())?;
         cursor = 0;
     }
-    Ok(Resolved { exists: missing_depth == 0, written_is_link })
+    Ok(Resolved { exists: missing_depth == 0, written_is_link, through_missing })
 }
 
 /// The fast path of `resolve`: most paths hold no symlink at all, and one `openat2()` with
@@ -274,17 +304,28 @@ fn resolve_without_symlinks(root: &[u8], path: &[u8], out: &mut PathBuf) -> Resu
     let flags = OFlags::PATH | OFlags::CLOEXEC;
     let resolve = ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
     match rustix::fs::openat2(rustix::fs::CWD, out.as_cstr(), flags, Mode::empty(), resolve) {
-        Ok(_fd) => Ok(Some(Resolved { exists: true, written_is_link: Some(false) })),
+        Ok(_fd) => Ok(Some(Resolved { exists: true, written_is_link: Some(false), through_missing: false })),
         // The walk stops at the first missing component or non-directory; no symlink came before
         // it (that would be ELOOP), and nothing below it exists.
-        Err(Errno::NOENT) | Err(Errno::NOTDIR) => Ok(Some(Resolved { exists: false, written_is_link: Some(false) })),
+        Err(Errno::NOENT) | Err(Errno::NOTDIR) => {
+            Ok(Some(Resolved { exists: false, written_is_link: Some(false), through_missing: false }))
+        }
         Err(_) => Ok(None),
     }
 }
 
 /// `readlinkat(AT_FDCWD, path)` into `out`. EINVAL means "exists, not a symlink".
 pub fn read_link(path: &CStr, out: &mut PathBuf) -> core::result::Result<(), Errno> {
-    let len = rustix::fs::readlinkat_raw(rustix::fs::CWD, path, &mut out.buf[..PATH_CAP])?;
+    read_link_at(rustix::fs::CWD, path, out)
+}
+
+/// `readlinkat(dir, path)` into `out`.
+pub fn read_link_at(
+    dir: rustix::fd::BorrowedFd<'_>,
+    path: &CStr,
+    out: &mut PathBuf,
+) -> core::result::Result<(), Errno> {
+    let len = rustix::fs::readlinkat_raw(dir, path, &mut out.buf[..PATH_CAP])?;
     if len >= PATH_CAP {
         return Err(Errno::NAMETOOLONG);
     }
@@ -313,6 +354,22 @@ pub(crate) mod tests {
         // splitpath() keeps `.`: "/usr/./lib" is another path, and sorts before "/usr/lib".
         assert!(key("/usr/./lib") < key("/usr/lib"));
         assert_ne!(key("/usr/../lib"), key("/lib"));
+    }
+
+    #[test]
+    fn normalized_keys_apply_dot_and_dotdot_like_normpath() {
+        let norm = |p: &str| {
+            let mut v = vec![0; key_len(p.as_bytes(), false)];
+            let n = write_normalized_key(p.as_bytes(), &mut v);
+            v.truncate(n);
+            v
+        };
+        assert_eq!(norm("/usr/./lib"), key("/usr/lib"));
+        assert_eq!(norm("/usr/../lib"), key("/lib"));
+        assert_eq!(norm("/../../lib/"), key("/lib"));
+        assert_eq!(norm("/a/b/../.."), key("/"));
+        assert_eq!(norm("a/../../b"), key("../b"));
+        assert_eq!(norm("../../b"), key("../../b"));
     }
 
     #[test]
@@ -368,7 +425,7 @@ pub(crate) mod tests {
         std::fs::create_dir_all(root.join("usr/lib")).unwrap();
         symlink("usr/lib", root.join("lib")).unwrap();
         let r = |p: &str| run_full(root, p).1;
-        let resolved = |exists, written_is_link| Resolved { exists, written_is_link };
+        let resolved = |exists, written_is_link| Resolved { exists, written_is_link, through_missing: false };
         assert_eq!(r("/usr/lib"), resolved(true, Some(false)));
         assert_eq!(r("/usr"), resolved(true, Some(false)));
         assert_eq!(r("/usr/new"), resolved(false, Some(false)));
@@ -376,7 +433,9 @@ pub(crate) mod tests {
         assert_eq!(r("/lib"), resolved(true, Some(true)));
         assert_eq!(r("/lib/"), resolved(true, Some(true)));
         assert_eq!(r("/lib/x"), resolved(false, None));
-        assert_eq!(r("/missing/../usr"), resolved(true, Some(false)));
+        let through_missing = Resolved { exists: true, written_is_link: Some(false), through_missing: true };
+        assert_eq!(r("/missing/../usr"), through_missing);
+        assert_eq!(r("/usr/../usr/lib"), resolved(true, Some(false)));
         // A trailing symlink two levels down: the single-walk check must refuse it, not open it.
         symlink("lib", root.join("usr/liblink")).unwrap();
         assert_eq!(r("/usr/liblink"), resolved(true, Some(true)));

@@ -10,7 +10,7 @@ use core::ffi::CStr;
 use crate::cli::{MAX_OPS, Op, OpKind, Request};
 use crate::containers::{Bump, FixedVec};
 use crate::error::{Limit, Overflow, Result};
-use crate::path::{components, key_len, key_shape, write_key};
+use crate::path::{components, key_len, key_shape, write_key, write_normalized_key};
 
 /// The planner's working storage: a key per operation, the order, the binds being compared.
 pub struct Storage {
@@ -74,16 +74,16 @@ struct Keys {
     /// DST and SRC as Python's `splitpath()` splits them: identity and order.
     dst: &'static [u8],
     src: &'static [u8],
-    /// The same without `.` components (as `commonpath()`/`relpath()` see them): implication.
-    /// The same slices unless a path holds a `.`.
+    /// The same normalized (`.` dropped, `..` applied, as `relpath()` sees them): implication.
+    /// The same slices unless a path holds a `.` or `..`.
     dst_implied: &'static [u8],
     src_implied: &'static [u8],
     /// SRC (resp. DST) is written exactly as Python's `commonpath()` would print it, so that
     /// `is_relative_to(x, it)` can be true (no `//`, no `.`, no trailing `/`).
     src_plain: bool,
     dst_plain: bool,
-    /// SRC or DST holds a `..`; such a bind never takes part in implication (Python's
-    /// `relpath()` would normalize it lexically).
+    /// SRC or DST holds a `..`: implied only when really nested (see `implied`), and never
+    /// implying another.
     dotdot: bool,
     src_absolute: bool,
     /// Removed as a duplicate of an earlier, equal bind.
@@ -113,12 +113,15 @@ fn make_key(path: &[u8], len: usize, keep_dots: bool, bump: &mut Bump<'static>) 
     Ok(buf)
 }
 
-/// The `splitpath()` key of `path` and the key without `.` (the same slice when there is none).
+/// The `splitpath()` key of `path` and its `normpath()` key (the same slice when `path` has
+/// neither `.` nor `..`).
 fn make_keys(path: &[u8], bump: &mut Bump<'static>) -> Result<(&'static [u8], &'static [u8])> {
     let (len, dot) = key_shape(path, true);
     let key = make_key(path, len, true, bump)?;
-    if dot {
-        return Ok((key, make_key(path, key_len(path, false), false, bump)?));
+    if dot || components(path).any(|c| c == b"..") {
+        let buf = bump.alloc(key_len(path, false)).overflow(Limit::DerivedStrings)?;
+        let len = write_normalized_key(path, buf);
+        return Ok((key, &buf[..len]));
     }
     Ok((key, key))
 }
@@ -210,13 +213,16 @@ fn identity_of<'k>(ops: &[Op], keys: &'k [Keys], i: u32) -> Option<Identity<'k>>
 
 /// Whether bind `m` is implied by another (de-duplicated) bind `n`: same flags, `m.src` below
 /// `n.src`, `m.dst` below `n.dst`, at the same offset. Candidates are found by cutting the common
-/// suffix of m's SRC and DST components (without `.`, as `relpath()` normalizes them) and looking
+/// suffix of m's normalized SRC and DST components (as `relpath()` normalizes them) and looking
 /// the prefixes up (binary search). A parent `n` must be written as `commonpath()` prints it
-/// (plain), so its `splitpath()` key is the prefix itself.
+/// (plain, without `..`), so its `splitpath()` key is the prefix itself.
+///
+/// When `m` holds `..`, the original compares its components as written (`commonpath()` keeps
+/// `..`) but their offsets normalized (`relpath()`), and so drops binds that are not below `n` at
+/// all (`--bind W/vt /home --bind W/vt/../d1 /home/../d1` loses `/d1`). Such a bind is dropped
+/// here only when it is really nested: normalized, below `n`, and `n`'s components a literal
+/// prefix of its own.
 fn implied(m_index: u32, m: &Op, mk: &Keys, ops: &[Op], keys: &[Keys], sorted: &[u32]) -> bool {
-    if mk.dotdot {
-        return false;
-    }
     let (readonly, required, follow, relative) = flags(m);
     let implies = |src: &[u8], dst: &[u8]| {
         let want = Some((readonly, required, follow, src, dst));
@@ -230,12 +236,17 @@ fn implied(m_index: u32, m: &Op, mk: &Keys, ops: &[Op], keys: &[Keys], sorted: &
         let (Some(n), Some(nk)) = (ops.get(n_index as usize), keys.get(n_index as usize)) else {
             return false;
         };
-        flags(n).3 == relative && nk.src_plain && nk.dst_plain && !nk.dotdot && nk.src_absolute == mk.src_absolute
+        flags(n).3 == relative
+            && nk.src_plain
+            && nk.dst_plain
+            && !nk.dotdot
+            && nk.src_absolute == mk.src_absolute
+            && (!mk.dotdot || (literal_prefix(n.src, m.src) && literal_prefix(n.dst, m.dst)))
     };
     let mut src = mk.src_implied;
     let mut dst = mk.dst_implied;
-    // With a `.` in SRC or DST, the same paths written plainly are another bind, at relpath ".".
-    // (Without, they are m's own identity: a duplicate, not an implication.)
+    // With a `.` or `..` in SRC or DST, the same paths written plainly are another bind, at
+    // relpath ".". (Without, they are m's own identity: a duplicate, not an implication.)
     let dotted = !core::ptr::eq(src, mk.src) || !core::ptr::eq(dst, mk.dst);
     if dotted && implies(src, dst) {
         return true;
@@ -254,6 +265,13 @@ fn implied(m_index: u32, m: &Op, mk: &Keys, ops: &[Op], keys: &[Keys], sorted: &
             return true;
         }
     }
+}
+
+/// Whether `prefix`'s components start `path`'s, compared as written (`.` dropped, `..` kept),
+/// as `commonpath()` compares them.
+fn literal_prefix(prefix: &CStr, path: &CStr) -> bool {
+    let mut have = components(path.to_bytes());
+    components(prefix.to_bytes()).all(|c| have.next() == Some(c))
 }
 
 /// For a key, (end of the prefix before the last component, start of the last
@@ -386,6 +404,26 @@ mod tests {
     }
 
     #[test]
+    fn dotdot_binds_are_implied_only_when_really_nested() {
+        // Not below /home at all: the original drops it (lexical commonpath()), we keep it.
+        assert_eq!(
+            planned(&["--bind", "/w/vt", "/home", "--bind", "/w/vt/../d1", "/home/../d1"]),
+            ["--bind /w/vt /home", "--bind /w/vt/../d1 /home/../d1"]
+        );
+        // Really nested, written with `..`: dropped, as there.
+        assert_eq!(
+            planned(&["--bind", "/w/vt", "/home", "--bind", "/w/vt/x/../y", "/home/x/../y"]),
+            ["--bind /w/vt /home"]
+        );
+        assert_eq!(
+            planned(&["--bind", "/w/vt", "/home", "--bind", "/w/vt/x/..", "/home/x/.."]),
+            ["--bind /w/vt /home"]
+        );
+        // Nested once normalized, but not literally below (commonpath() differs): kept, as there.
+        assert_eq!(planned(&["--bind", "/w/vt", "/home", "--bind", "/w/q/../vt/y", "/home/y"]).len(), 2);
+    }
+
+    #[test]
     fn cli_order_is_kept_for_equal_destinations() {
         assert_eq!(
             planned(&["--write", "b", "/f", "--bind", "/s", "/f", "--write", "a", "/f", "--tmpfs", "/f"]),
@@ -490,9 +528,9 @@ mod fuzz {
     /// their own kind — keeping the first; a bind is dropped when another with the same flags
     /// (relative included) has `commonpath()` parents of its SRC and DST at the same `relpath()`;
     /// the rest is sorted stably by (relative, split DST) after the non-binds. Our documented
-    /// deviations: a bind whose SRC or DST holds `..` takes no part in implication (Python would
-    /// normalize it lexically), and a relative and an absolute SRC are not compared (Python raises
-    /// ValueError).
+    /// deviations: a bind whose SRC or DST holds `..` is implied only when it is really below the
+    /// other (Python's `relpath()` also lets `..` climb out of it), a bind with `..` implies none,
+    /// and a relative and an absolute SRC are not compared (Python raises ValueError).
     fn reference(ops: &[Op]) -> Vec<u32> {
         fn split(p: &[u8]) -> Vec<&[u8]> {
             p.split(|&b| b == b'/').filter(|c| !c.is_empty()).collect()
@@ -514,12 +552,23 @@ mod fuzz {
             text.extend(common.join(&b'/'));
             Some(text == two)
         }
-        // os.path.relpath(one, two) for paths without `..`, `one` below `two`.
-        fn relpath(one: &[u8], two: &[u8]) -> Vec<Vec<u8>> {
-            let parts = |p: &[u8]| -> Vec<Vec<u8>> {
-                p.split(|&b| b == b'/').filter(|c| !c.is_empty() && *c != b".").map(|c| c.to_vec()).collect()
+        // os.path.relpath(one, two) when normpath(one) is at or below normpath(two), else None.
+        fn relpath(one: &[u8], two: &[u8]) -> Option<Vec<Vec<u8>>> {
+            let normpath = |p: &[u8]| -> Vec<Vec<u8>> {
+                let mut out: Vec<Vec<u8>> = Vec::new();
+                for c in p.split(|&b| b == b'/').filter(|c| !c.is_empty() && *c != b".") {
+                    if c != b".." {
+                        out.push(c.to_vec());
+                    } else if out.last().is_some_and(|l| l != b"..") {
+                        out.pop();
+                    } else if !absolute(p) {
+                        out.push(c.to_vec());
+                    }
+                }
+                out
             };
-            parts(one)[parts(two).len()..].to_vec()
+            let (a, b) = (normpath(one), normpath(two));
+            a.starts_with(&b).then(|| a[b.len()..].to_vec())
         }
         let flags = |op: &Op| match op.kind {
             OpKind::Bind { readonly, required, relative, follow } => (readonly, required, relative, follow),
@@ -544,10 +593,10 @@ mod fuzz {
             let (ms, md, ns, nd) = (m.src.to_bytes(), m.dst.to_bytes(), n.src.to_bytes(), n.dst.to_bytes());
             identity(m) != identity(n)
                 && flags(m) == flags(n)
-                && !dotdot(m)
                 && !dotdot(n)
                 && is_relative_to(ms, ns) == Some(true)
                 && is_relative_to(md, nd) == Some(true)
+                && relpath(ms, ns).is_some()
                 && relpath(ms, ns) == relpath(md, nd)
         };
         let optimized = binds.iter().copied().filter(|&m| !binds.iter().any(|&n| implied(&ops[m], &ops[n])));
@@ -572,8 +621,31 @@ mod fuzz {
             "--symlink",
         ];
         const SOURCES: &[&str] = &[
-            "/", "/a", "/a/", "//a", "/a/b", "/a//b/", "/a/b/c", "/a/./b", "/a/../b", "/b", "/b/c", "/x", "/x/b",
-            "/x/b/c", "+/a", "+/a/b", "+/x", "a", "a/b", "/a-b", "/usr", "/usr/lib",
+            "/",
+            "/a",
+            "/a/",
+            "//a",
+            "/a/b",
+            "/a//b/",
+            "/a/b/c",
+            "/a/./b",
+            "/a/../b",
+            "/b",
+            "/b/c",
+            "/x",
+            "/x/b",
+            "/x/b/c",
+            "+/a",
+            "+/a/b",
+            "+/x",
+            "a",
+            "a/b",
+            "/a-b",
+            "/usr",
+            "/usr/lib",
+            "/a/b/../c",
+            "/a/c/../b",
+            "/a/b/c/..",
         ];
         const DESTINATIONS: &[&str] = &[
             "/",
@@ -585,6 +657,9 @@ mod fuzz {
             "/a/b/c",
             "/a/./b",
             "/a/../b",
+            "/a/b/../c",
+            "/x/b/../c",
+            "/x/c/../b/c",
             "/x",
             "/x/b",
             "/x/b/c",

@@ -266,6 +266,49 @@ pub fn exit_group(status: i32) -> ! {
     }
 }
 
+/// The kernel's `SIG_IGN`: handler value 1 (linux-raw-sys types the handler as an optional
+/// function pointer and has no constant for it).
+const SIG_IGN: usize = 1;
+
+/// A signal disposition as `rt_sigaction()` reports it, to be put back later.
+pub struct Disposition(linux_raw_sys::general::kernel_sigaction);
+
+/// Ignores SIGXFSZ and returns the caller's disposition: a `--write` past RLIMIT_FSIZE then fails
+/// with EFBIG (reported in one line) instead of killing the sandbox without a word.
+pub fn ignore_sigxfsz() -> SysResult<Disposition> {
+    use linux_raw_sys::general::{__kernel_sighandler_t, SIGXFSZ, kernel_sigaction};
+    // SAFETY: all-zero is a valid kernel_sigaction: SIG_DFL (a None handler), no flags, an empty
+    // mask, no restorer.
+    let mut new: kernel_sigaction = unsafe { core::mem::zeroed() };
+    // SAFETY: SIG_IGN is non-null, so a valid `Option<fn>` (Some); it is never called, only passed
+    // to the kernel, which reads it as the number it is. Both types are pointer-sized.
+    new.sa_handler_kernel = unsafe { core::mem::transmute::<usize, __kernel_sighandler_t>(SIG_IGN) };
+    // SAFETY: as above; the kernel overwrites it with the old disposition.
+    let mut old: kernel_sigaction = unsafe { core::mem::zeroed() };
+    set_sigaction(SIGXFSZ, &new, Some(&mut old))?;
+    Ok(Disposition(old))
+}
+
+/// Puts back what `ignore_sigxfsz` returned (before exec, which keeps SIG_IGN but not handlers).
+pub fn restore_sigxfsz(old: &Disposition) -> SysResult<()> {
+    set_sigaction(linux_raw_sys::general::SIGXFSZ, &old.0, None)
+}
+
+fn set_sigaction(
+    signal: u32,
+    new: &linux_raw_sys::general::kernel_sigaction,
+    old: Option<&mut linux_raw_sys::general::kernel_sigaction>,
+) -> SysResult<()> {
+    let old = old.map_or(core::ptr::null_mut(), |o| o as *mut linux_raw_sys::general::kernel_sigaction);
+    let set_size = core::mem::size_of::<linux_raw_sys::general::kernel_sigset_t>();
+    // SAFETY: `new` and `old` (or NULL) point to kernel_sigaction structures of the kernel's
+    // layout, alive for the call, with a signal set of the size passed.
+    let ret = unsafe {
+        sc::syscall!(RT_SIGACTION, signal, new as *const linux_raw_sys::general::kernel_sigaction, old, set_size)
+    };
+    check(ret).map(drop)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,65 +4,9 @@
 # (mounts, file tree, modes, links, ids, maps, capabilities, environment, cwd) and the exit codes.
 # Only options that the 25.3 original has are used. Run as root; some cases run as nobody.
 # Usage: differential.sh BINARY
-set -u
-ours=$(realpath "$1")
-here=$(cd "$(dirname "$0")" && pwd)
-orig=$("$here/../bench/fetch-original.sh") || { echo "differential: cannot fetch the original"; exit 1; }
-orig=$(realpath "$orig")
-py=/usr/bin/python3
-[ -x "$py" ] || py=$(command -v python3)
-
-scratch=$(mktemp -d /tmp/mkosi-diff.XXXXXX)
-chmod 755 "$scratch"
-trap 'umount -R "$scratch" 2>/dev/null; rm -rf "$scratch"' EXIT
-# Run copies that uid 65534 can reach wherever the checkout is (/root is 0700).
-mkdir -m 755 "$scratch/bin"
-cp "$ours" "$scratch/bin/mkosi-sandbox"; cp "$orig" "$scratch/bin/sandbox.py"
-chmod 755 "$scratch/bin/mkosi-sandbox"; chmod 644 "$scratch/bin/sandbox.py"
-ours=$scratch/bin/mkosi-sandbox orig=$scratch/bin/sandbox.py
-mkdir -p "$scratch"/{etc,data/sub,lower1,lower2,upper,work,tools}
-echo "ID=host" > "$scratch/etc/os-release"
-echo data > "$scratch/data/file"
-echo l1 > "$scratch/lower1/a"; echo l2 > "$scratch/lower2/a"; echo l2b > "$scratch/lower2/b"
-ln -s ../lib/os-release "$scratch/etc/link"
-printf '#!/bin/sh\necho tool-ran "$@"\n' > "$scratch/tools/mytool"; chmod 755 "$scratch/tools/mytool"
-
-# What a user would check from inside, normalized (mount ids and peer-group numbers vary).
-inspect='
-echo "## ids"; id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map 2>&1 | tr -s " "
-echo "## caps"; grep -E "^Cap(Inh|Prm|Eff|Amb)" /proc/self/status
-echo "## cwd"; pwd
-echo "## env"; env | grep -v -E "^(_|SHLVL|OLDPWD)=" | sed "s/^LISTEN_PID=$$\$/LISTEN_PID=<the command>/" | sort
-echo "## mounts"; while read -r id parent dev root mp opts rest; do
-	opt=${rest%% - *}; fs=${rest#* - }; set -- $fs
-	echo "$mp ${opts%%,*} $(echo $opt | sed "s/[0-9]\+//g") $1 $root"; done < /proc/self/mountinfo
-echo "## tree"; find / -mindepth 1 \( -path /proc -o -path /usr -o -path /sys -o -path /dev/pts \) -prune -o -printf "%p %y %m %u:%g %l\n" 2>/dev/null | sort
-echo "## files"; for f in /etc/x /etc/deep/y /ovl/a /ovl/b /data/file /etc/os-release; do [ -f $f ] && echo "$f: $(cat $f)"; done
-echo "## ns"; for n in ipc net; do [ "$(readlink /proc/self/ns/$n)" = "$(cat /tmp/.host-ns-$n 2>/dev/null)" ] && echo "$n shared" || echo "$n new"; done
-'
-readlink /proc/self/ns/ipc > /dev/null
-
-pass=0; fail=0
-base=(--ro-bind /usr /usr --symlink usr/bin /bin --symlink usr/sbin /sbin --symlink usr/lib /lib --symlink usr/lib64 /lib64 --proc /proc --dev /dev)
-
-# compare NAME USER OPTIONS... -- COMMAND...
-compare() {
-	local name=$1 user=$2; shift 2
-	local as=()
-	[ "$user" = nobody ] && as=(setpriv --reuid=65534 --regid=65534 --clear-groups --)
-	local a b sa sb
-	a=$(cd "$scratch" && "${as[@]}" "$py" -SI "$orig" "$@" 2>/dev/null </dev/null); sa=$?
-	b=$(cd "$scratch" && "${as[@]}" "$ours" "$@" 2>/dev/null </dev/null); sb=$?
-	if [ "$a" == "$b" ] && [ $sa = $sb ]; then
-		pass=$((pass + 1))
-	else
-		fail=$((fail + 1))
-		echo "FAIL $name (exit: original $sa, ours $sb)"
-		diff <(echo "$a") <(echo "$b") | head -n 20
-	fi
-}
-
-run_inspect() { local name=$1 user=$2; shift 2; compare "$name" "$user" "$@" -- sh -c "$inspect"; }
+ours=$1
+# shellcheck source=tests/differential-lib.sh
+. "$(dirname "$0")/differential-lib.sh"
 
 run_inspect tools-tree root "${base[@]}" --unsetenv TMPDIR --dir /var/tmp --dir /var/log --unshare-ipc \
 	--setenv PATH /usr/bin:/usr/sbin --bind "$scratch/data" /var/tmp --dir /etc --dir /var --dir /tmp --dir /run
@@ -91,6 +35,35 @@ compare unknown-option root --frobnicate -- true
 compare relative-dst root --dir rel -- true
 compare version root --version
 compare no-dashdash root "${base[@]}" echo --tmpfs /x
+
+# Edge cases of the last parity round (issue 12).
+mkdir -p "$scratch"/edge/root/usr "$scratch"/edge/root/real
+ln -s loop2 "$scratch/edge/root/loop1"; ln -s loop1 "$scratch/edge/root/loop2"
+for l in bin lib lib64 sbin; do ln -s usr/$l "$scratch/edge/root/$l"; done
+edge=(--bind "$scratch/edge/root" / --ro-bind /usr /usr --proc /proc --dev /dev)
+run_inspect dot-sorts-first root "${base[@]}" --dir /x/./y/z --tmpfs /x/y
+compare dot-write-then-dir root "${base[@]}" --write hello /c/tmp --dir /c/./tmp -- true
+compare dot-dir-then-write root "${base[@]}" --dir /c/./tmp --write hello /c/tmp/f -- cat /c/tmp/f
+run_inspect chdir-empty root "${base[@]}" --chdir ""
+run_inspect same-dir-then-chdir-empty root "${base[@]}" --same-dir --chdir ""
+compare bind-try-too-long root "${base[@]}" --bind-try "/$(printf 'x%.0s' $(seq 5000))" /long -- sh -c 'test -e /long || echo skipped'
+compare bind-too-long root "${base[@]}" --bind "/$(printf 'x%.0s' $(seq 5000))" /long -- true
+compare dir-on-loop root "${edge[@]}" --dir /loop1 -- true
+compare tmpfs-on-loop root "${edge[@]}" --tmpfs /loop1 -- true
+compare write-on-loop root "${edge[@]}" --write x /loop1 -- true
+compare bind-on-loop root "${edge[@]}" --bind "$scratch/data" /loop1 -- true
+# The source appears when DST is made, through the writable bind of the root.
+before=(rm -rf "$scratch/edge/root/made")
+compare source-made-by-dst root "${edge[@]}" --bind "$scratch/edge/root/made" /made/sub -- sh -c 'ls -d /made/sub /made/sub/sub'
+before=(true)
+wrap=(prlimit --nofile=4 --)
+compare nofile-4 root "${base[@]}" --dir /a/b --write x /a/b/c --bind "$scratch/data" /a/d --tmpfs /t --dir /t/u/v \
+	--symlink c /a/b/l --overlay-lowerdir "$scratch/lower1" --overlay-lowerdir "$scratch/lower2" --overlay /o \
+	-- cat /a/b/l /a/d/file /o/a /o/b
+wrap=()
+# Binds through `..`: implied when really nested (the same mount tree as the original's).
+mkdir -p "$scratch/vt/x" "$scratch/vt/y"
+run_inspect dotdot-nested root "${base[@]}" --bind "$scratch/vt" /home --bind "$scratch/vt/x/../y" /home/x/../y
 
 echo "differential: $pass passed, $fail failed"
 [ $fail = 0 ]

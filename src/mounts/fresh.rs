@@ -25,15 +25,23 @@ use crate::path::{PathBuf, components};
 pub struct ParentCache {
     key: PathBuf,
     fd: Option<OwnedFd>,
+    /// Out of descriptors once (RLIMIT_NOFILE): keep none open from then on.
+    disabled: bool,
 }
 
 impl ParentCache {
     pub const fn new() -> Self {
-        Self { key: PathBuf::new(), fd: None }
+        Self { key: PathBuf::new(), fd: None, disabled: false }
     }
 
     pub fn forget(&mut self) {
         self.fd = None;
+    }
+
+    /// Closes the descriptor and opens none again: every slot may be needed elsewhere.
+    pub fn disable(&mut self) {
+        self.fd = None;
+        self.disabled = true;
     }
 
     /// Whether `path` (written) lies strictly below the cached parent: operations there cannot
@@ -56,6 +64,9 @@ impl ParentCache {
 
     /// The parent directory `root/parent`, opened once per run of operations below it.
     fn open(&mut self, root: &[u8], parent: &[u8], tmp: &mut PathBuf) -> Option<BorrowedFd<'_>> {
+        if self.disabled {
+            return None;
+        }
         if self.fd.is_none() || self.key.as_bytes() != parent {
             self.fd = None;
             tmp.set(root).ok()?;

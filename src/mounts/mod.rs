@@ -6,6 +6,7 @@
 //!
 //! A new kind of operation gets its function here, called from `execute`.
 
+mod beneath;
 mod fresh;
 
 use core::ffi::CStr;
@@ -17,7 +18,7 @@ use rustix::mount::{MountFlags, MountPropagationFlags, MoveMountFlags, OpenTreeF
 use crate::cli::{Op, OpKind};
 use crate::error::{Cause, During, Error, Result, Stage, Syscall, TooLong};
 use crate::line::Line;
-use crate::path::{PathBuf, ResolveScratch, Resolved, is_tmp_dir, read_link, resolve};
+use crate::path::{PathBuf, ResolveScratch, Resolved, components, is_tmp_dir, read_link_at, resolve};
 use crate::plan::Plan;
 use crate::sys::{self, MOUNT_ATTR_RDONLY};
 use fresh::ParentCache;
@@ -101,6 +102,10 @@ struct Work<'w, 'p> {
     plan: &'w Plan<'p>,
     ttyname: Option<&'w CStr>,
     umask: u32,
+    /// Whether the first `--write` looked at RLIMIT_FSIZE, and the caller's SIGXFSZ disposition
+    /// when it had to ignore the signal.
+    fsize_checked: bool,
+    sigxfsz: Option<sys::Disposition>,
 }
 
 /// Builds the sandbox and makes it the root. On return the cwd is the new `/`.
@@ -128,7 +133,14 @@ pub fn setup(plan: &Plan<'_>, storage: &mut Storage, context: &Context<'_>) -> R
         rustix::mount::unmount(c"oldroot/tmp", UnmountFlags::DETACH).during(Syscall::Umount2).map_err(stage)?;
     }
 
-    let ctx = &mut Work { scratch: storage, plan, ttyname: context.ttyname, umask: context.umask.bits() };
+    let ctx = &mut Work {
+        scratch: storage,
+        plan,
+        ttyname: context.ttyname,
+        umask: context.umask.bits(),
+        fsize_checked: false,
+        sigxfsz: None,
+    };
     for op in plan.iter() {
         // An operation outside the open destination parent may change it (mount over it, or
         // over one of its ancestors): open it again when next needed.
@@ -140,7 +152,14 @@ pub fn setup(plan: &Plan<'_>, storage: &mut Storage, context: &Context<'_>) -> R
             op.describe(&mut line);
             line.flush_to_stderr();
         }
-        execute(ctx, op).map_err(|e| op.blame(e))?;
+        let mut result = execute(ctx, op);
+        if result.as_ref().is_err_and(|e| e.errno() == Some(Errno::MFILE)) {
+            // RLIMIT_NOFILE leaves no slot beside the cached parents: do without them.
+            ctx.scratch.src_parent.disable();
+            ctx.scratch.dst_parent.disable();
+            result = execute(ctx, op);
+        }
+        result.map_err(|e| op.blame(e))?;
         if op.kind == OpKind::Symlink {
             // Defensive: a symlink made through a writable bind appears in the caller's tree too.
             ctx.scratch.src_parent.forget();
@@ -148,6 +167,9 @@ pub fn setup(plan: &Plan<'_>, storage: &mut Storage, context: &Context<'_>) -> R
     }
     ctx.scratch.src_parent.forget();
     ctx.scratch.dst_parent.forget();
+    if let Some(old) = ctx.sigxfsz.take() {
+        sys::restore_sigxfsz(&old).during(Syscall::RtSigaction).map_err(stage)?;
+    }
 
     if let Some(floor) = context.floor {
         crate::binfmt::pivot_onto_floor(floor).map_err(stage)?;
@@ -207,39 +229,57 @@ fn bind(ctx: &mut Work<'_, '_>, op: &Op, readonly: bool, required: bool, relativ
         let buffers = fresh::Buffers { parent: &mut s.parent, name: &mut s.name, tmp: &mut s.tmp };
         fresh::source(&mut s.src_parent, OLDROOT, op.src, &mut s.source, buffers)
     };
+    // None: SRC is missing for now (the original makes DST before it opens SRC, so a source that
+    // exists only once DST is made, as in `--bind +/tmp /tmp/sub`, is bound all the same).
     let src_type = match fast {
-        Some(Some(kind)) => kind,
-        Some(None) => return missing_source(required),
-        None => {
+        Some(Some(kind)) => Some(kind),
+        Some(None) if !required => return Ok(()),
+        _ => {
             let root = if relative { NEWROOT } else { OLDROOT };
-            if !chase(root, op.src, &mut s.source, &mut s.pending, &mut s.link)?.exists {
-                return missing_source(required);
+            match chase(root, op.src, &mut s.source, &mut s.pending, &mut s.link) {
+                Ok(found) if found.exists => Some(file_type(s.source.as_cstr()).during(Syscall::Stat)?),
+                Ok(_) if !required => return Ok(()),
+                Ok(_) => None,
+                // A path too long to exist does not exist (Python's os.path.exists()).
+                Err(e) if !required && e.cause == Cause::PathTooLong => return Ok(()),
+                Err(e) => return Err(e),
             }
-            file_type(s.source.as_cstr()).during(Syscall::Stat)?
         }
     };
     let attrs = if readonly { MOUNT_ATTR_RDONLY } else { 0 };
     let make_mount_point_at = |dir: rustix::fd::BorrowedFd<'_>, name: &CStr| {
-        if src_type == FileType::RegularFile {
+        if src_type == Some(FileType::RegularFile) {
             rustix::fs::mknodat(dir, name, FileType::RegularFile, Mode::from_raw_mode(0o644), 0)
         } else {
             rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(DIR_MODE))
         }
     };
+    // A source found missing is opened only now, which has the last word; it and a source in the
+    // new root (the build root's, like its destinations) are opened following no symlink.
+    let bind_now = |s: &mut Storage| match src_type {
+        Some(_) if !relative => bind_resolved(s.source.as_cstr(), s.target.as_cstr(), attrs),
+        Some(_) => mount_rbind_contained(s.source.as_cstr(), s.target.as_cstr(), attrs),
+        // Still missing once DST is made: where the original's open_tree() fails.
+        None => mount_rbind_contained(s.source.as_cstr(), s.target.as_cstr(), attrs)
+            .map_err(|e| if e.errno() == Some(Errno::NOENT) { Error::new(Cause::SourceMissing) } else { e }),
+    };
     if create_fresh(s, op.dst, Syscall::Mkdir, |dir, name, _| make_mount_point_at(dir, name))?.is_some() {
-        return bind_resolved(s.source.as_cstr(), s.target.as_cstr(), attrs);
+        return bind_now(s);
     }
 
     let dst = chase(NEWROOT, op.dst, &mut s.target, &mut s.pending, &mut s.link)?;
     // A file bound onto a symlink goes onto the symlink itself, not where it points.
-    if src_type != FileType::Directory && written_dst_is_symlink(s, op, &dst)? {
-        join(&mut s.target, NEWROOT, op.dst)?;
+    if src_type != Some(FileType::Directory) && dst_is_symlink(s, op, &dst)? {
+        // open_tree() and move_mount() follow no last component.
+        if relative {
+            return mount_rbind_contained(s.source.as_cstr(), s.target.as_cstr(), attrs);
+        }
         return mount_rbind(s.source.as_cstr(), s.target.as_cstr(), attrs);
     }
     if !dst.exists {
-        with_parents(&mut s.target, |p| make_mount_point_at(CWD, p)).during(Syscall::Mkdir)?;
+        beneath::create(CWD, &mut s.target, make_mount_point_at).during(Syscall::Mkdir)?;
     }
-    bind_resolved(s.source.as_cstr(), s.target.as_cstr(), attrs)
+    bind_now(s)
 }
 
 /// `--[ro-]bind-nofollow`: like `bind`, but when SRC itself is a symlink, the link is bound (its
@@ -271,23 +311,60 @@ fn bind_nofollow(ctx: &mut Work<'_, '_>, op: &Op, readonly: bool, relative: bool
     }
     let attrs = if readonly { MOUNT_ATTR_RDONLY } else { 0 };
     let dst = chase(NEWROOT, op.dst, &mut s.target, &mut s.pending, &mut s.link)?;
-    if written_dst_is_symlink(s, op, &dst)? {
-        join(&mut s.target, NEWROOT, op.dst)?;
-    } else if !dst.exists {
-        with_parents(&mut s.target, |p| create_file(p, 0o644)).during(Syscall::Mknod)?;
+    if !dst_is_symlink(s, op, &dst)? && !dst.exists {
+        beneath::create(CWD, &mut s.target, |dir, name| create_file_at(dir, name, 0o644)).during(Syscall::Mknod)?;
     }
-    mount_rbind(s.source.as_cstr(), s.target.as_cstr(), attrs)
+    if relative {
+        mount_rbind_contained(s.source.as_cstr(), s.target.as_cstr(), attrs)
+    } else {
+        mount_rbind(s.source.as_cstr(), s.target.as_cstr(), attrs)
+    }
 }
 
-/// Whether DST *as written* (`newroot` + DST, parents followed by the kernel) is a symlink. The
-/// walk that resolved `dst` usually knows; when a parent was a symlink, one `lstat()` tells.
-fn written_dst_is_symlink(s: &mut Storage, op: &Op, dst: &Resolved) -> Result<bool> {
-    if let Some(known) = dst.written_is_link {
-        return Ok(known);
+/// Whether DST's last component, in its parent resolved inside the new root, is a symlink (the
+/// original asks `islink()` of DST as written, parents followed by the kernel, which may step
+/// onto the host). If so, leaves that link's path in `s.target`, else leaves `s.target` alone. The
+/// walk that resolved `dst` usually knows the answer; when a parent was a symlink, one `lstat()`
+/// tells.
+fn dst_is_symlink(s: &mut Storage, op: &Op, dst: &Resolved) -> Result<bool> {
+    if dst.written_is_link == Some(false) {
+        return Ok(false);
     }
-    join(&mut s.probe, NEWROOT, op.dst)?;
-    Ok(rustix::fs::statat(CWD, s.probe.as_cstr(), AtFlags::SYMLINK_NOFOLLOW)
-        .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink))
+    chase_parent(NEWROOT, op.dst, &mut s.probe, &mut s.tmp, &mut s.pending, &mut s.link)?;
+    let is_link = rustix::fs::statat(CWD, s.probe.as_cstr(), AtFlags::SYMLINK_NOFOLLOW)
+        .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink);
+    if is_link {
+        s.target.set(s.probe.as_bytes()).too_long()?;
+    }
+    Ok(is_link)
+}
+
+/// `root` + the parent of `path` resolved inside `root` (the original's `chase()`) + the last
+/// component as written (trailing slashes kept, for the kernel to judge): where an operation that
+/// does not follow the path's own last component acts. Paths without a plain last component (`/`,
+/// a trailing `.` or `..`) are resolved whole. Returns what resolving the parent found.
+fn chase_parent(
+    root: &[u8],
+    path: &CStr,
+    out: &mut PathBuf,
+    parent: &mut PathBuf,
+    pending: &mut PathBuf,
+    link: &mut PathBuf,
+) -> Result<Resolved> {
+    let bytes = path.to_bytes();
+    let name = components(bytes).next_back().unwrap_or(b"");
+    if name.is_empty() || name == b"." || name == b".." {
+        return chase(root, path, out, pending, link);
+    }
+    let trimmed = bytes.len() - bytes.iter().rev().take_while(|&&b| b == b'/').count();
+    let name_start = trimmed - name.len();
+    parent.set(&bytes[..name_start]).too_long()?;
+    if parent.is_empty() {
+        parent.set(b"/").too_long()?;
+    }
+    let found = resolve(root, parent.as_bytes(), out, ResolveScratch { pending, link }).too_long()?;
+    out.push_component(&bytes[name_start..]).too_long()?;
+    Ok(found)
 }
 
 /// The directory a `--proc`, `--dev`, `--tmpfs` or `--binfmt-misc` mounts on: DST resolved, and made with its
@@ -297,15 +374,9 @@ fn mount_point_dir(s: &mut Storage, op: &Op) -> Result<()> {
     if create_fresh(s, op.dst, Syscall::Mkdir, |dir, name, _| mkdir_at(dir, name, DIR_MODE))?.is_none()
         && !chase(NEWROOT, op.dst, &mut s.target, &mut s.pending, &mut s.link)?.exists
     {
-        mkdir_all(&mut s.target, DIR_MODE)?;
+        beneath::make_all(CWD, &mut s.target, DIR_MODE).during(Syscall::Mkdir)?;
     }
     Ok(())
-}
-
-/// A `--bind` whose source is missing: an error (where the original's open_tree() fails), or
-/// nothing to do for `-try`.
-fn missing_source(required: bool) -> Result<()> {
-    if required { Err(Error::new(Cause::SourceMissing)) } else { Ok(()) }
 }
 
 fn proc(ctx: &mut Work<'_, '_>, op: &Op) -> Result<()> {
@@ -329,47 +400,44 @@ fn dev(ctx: &mut Work<'_, '_>, op: &Op) -> Result<()> {
     // The mode matters: with tmpfs's default 1777, opening /dev/null fails with EACCES.
     rustix::mount::mount(c"tmpfs", s.target.as_cstr(), c"tmpfs", MountFlags::empty(), c"mode=0755")
         .during(Syscall::Mount)?;
+    // Everything below is made relative to the new tmpfs, opened once: nothing can redirect it.
+    let dev = beneath::open_dir(CWD, s.target.as_cstr()).during(Syscall::Open)?;
+    let dev = rustix::fd::AsFd::as_fd(&dev);
     let base = s.target.len();
 
-    for node in [&b"null"[..], b"zero", b"full", b"random", b"urandom", b"tty", b"fuse"] {
+    for node in [c"null", c"zero", c"full", c"random", c"urandom", c"tty", c"fuse"] {
         s.source.set(b"oldroot/dev/").too_long()?;
-        s.source.push(node).too_long()?;
-        if node == b"fuse" && file_type(s.source.as_cstr()).is_err() {
+        s.source.push(node.to_bytes()).too_long()?;
+        if node == c"fuse" && file_type(s.source.as_cstr()).is_err() {
             continue;
         }
+        create_file_at(dev, node, 0o644).during(Syscall::Mknod)?;
         s.target.truncate(base);
-        s.target.push_component(node).too_long()?;
-        create_file(s.target.as_cstr(), 0o644).during(Syscall::Mknod)?;
+        s.target.push_component(node.to_bytes()).too_long()?;
         rustix::mount::mount_bind(s.source.as_cstr(), s.target.as_cstr()).during(Syscall::Mount)?;
     }
     for (name, target) in [
-        (&b"stdin"[..], c"/proc/self/fd/0"),
-        (b"stdout", c"/proc/self/fd/1"),
-        (b"stderr", c"/proc/self/fd/2"),
-        (b"fd", c"/proc/self/fd"),
-        (b"core", c"/proc/kcore"),
+        (c"stdin", c"/proc/self/fd/0"),
+        (c"stdout", c"/proc/self/fd/1"),
+        (c"stderr", c"/proc/self/fd/2"),
+        (c"fd", c"/proc/self/fd"),
+        (c"core", c"/proc/kcore"),
     ] {
-        s.target.truncate(base);
-        s.target.push_component(name).too_long()?;
-        rustix::fs::symlinkat(target, CWD, s.target.as_cstr()).during(Syscall::Symlink)?;
+        rustix::fs::symlinkat(target, dev, name).during(Syscall::Symlink)?;
     }
-    s.target.truncate(base);
-    s.target.push_component(b"shm").too_long()?;
-    mkdir(s.target.as_cstr(), TMP_MODE).during(Syscall::Mkdir)?;
+    mkdir_at(dev, c"shm", TMP_MODE).during(Syscall::Mkdir)?;
+    mkdir_at(dev, c"pts", DIR_MODE).during(Syscall::Mkdir)?;
     s.target.truncate(base);
     s.target.push_component(b"pts").too_long()?;
-    mkdir(s.target.as_cstr(), DIR_MODE).during(Syscall::Mkdir)?;
     let devpts_options = c"newinstance,ptmxmode=0666,mode=620";
     rustix::mount::mount(c"devpts", s.target.as_cstr(), c"devpts", MountFlags::empty(), devpts_options)
         .during(Syscall::Mount)?;
-    s.target.truncate(base);
-    s.target.push_component(b"ptmx").too_long()?;
-    rustix::fs::symlinkat(c"pts/ptmx", CWD, s.target.as_cstr()).during(Syscall::Symlink)?;
+    rustix::fs::symlinkat(c"pts/ptmx", dev, c"ptmx").during(Syscall::Symlink)?;
 
     if let Some(tty) = ctx.ttyname {
+        create_file_at(dev, c"console", 0o644).during(Syscall::Mknod)?;
         s.target.truncate(base);
         s.target.push_component(b"console").too_long()?;
-        create_file(s.target.as_cstr(), 0o644).during(Syscall::Mknod)?;
         join(&mut s.source, OLDROOT, tty)?;
         rustix::mount::mount_bind(s.source.as_cstr(), s.target.as_cstr()).during(Syscall::Mount)?;
     }
@@ -391,26 +459,40 @@ fn dir(ctx: &mut Work<'_, '_>, op: &Op) -> Result<()> {
         // Only if missing: an existing directory, or file, is left alone.
         return Ok(());
     }
+    // EEXIST here means DST is there but does not resolve (a symlink loop): an error, as in the
+    // original, whose exists() is false and whose mkdir() fails.
     let mode = tmp_or_dir_mode(s.target.as_bytes());
-    match with_parents(&mut s.target, |p| mkdir(p, mode)) {
-        Ok(()) | Err(Errno::EXIST) => Ok(()),
-        Err(e) => Err(Error::sys(Syscall::Mkdir, e)),
-    }
+    beneath::create(CWD, &mut s.target, |dir, name| mkdir_at(dir, name, mode)).during(Syscall::Mkdir)
 }
 
 fn symlink(ctx: &mut Work<'_, '_>, op: &Op) -> Result<()> {
     let s = &mut *ctx.scratch;
-    // Not chased, and parents are not created: as the original.
-    join(&mut s.target, NEWROOT, op.dst)?;
-    match rustix::fs::symlinkat(op.src, CWD, s.target.as_cstr()) {
-        Ok(()) => return Ok(()),
-        Err(Errno::EXIST) => {}
-        Err(e) => return Err(Error::sys(Syscall::Symlink, e)),
-    }
-    if read_link(s.target.as_cstr(), &mut s.link).is_ok() && s.link.as_bytes() == op.src.to_bytes() {
+    // DST itself is not followed and its parents are not created, as in the original; but its
+    // parents are resolved inside the new root (the original lets the kernel follow them from
+    // the set-up root, where `/oldroot` is the host). Usually the parent exists without symlinks
+    // (one cached, symlink-free open) and DST is new.
+    let fresh = !op.dst.to_bytes().ends_with(b"/")
+        && create_fresh(s, op.dst, Syscall::Symlink, |dir, name, _| rustix::fs::symlinkat(op.src, dir, name))?
+            .is_some();
+    if fresh {
         return Ok(());
     }
-    if file_type(s.target.as_cstr()) == Ok(FileType::Directory) {
+    let parent = chase_parent(NEWROOT, op.dst, &mut s.target, &mut s.tmp, &mut s.pending, &mut s.link)?;
+    if parent.through_missing {
+        // The kernel walks `missing/..` no further, and the original hands it DST as written.
+        return Err(Error::sys(Syscall::Symlink, Errno::NOENT));
+    }
+    let made = beneath::at(CWD, &mut s.target, |dir, name| match rustix::fs::symlinkat(op.src, dir, name) {
+        Err(Errno::EXIST) => Ok(read_link_at(dir, name, &mut s.link).is_ok() && s.link.as_bytes() == op.src.to_bytes()),
+        other => other.map(|()| true),
+    });
+    if made.during(Syscall::Symlink)? {
+        return Ok(());
+    }
+    // Whether DST, followed inside the new root, is a directory.
+    if chase(NEWROOT, op.dst, &mut s.source, &mut s.pending, &mut s.link)?.exists
+        && file_type(s.source.as_cstr()) == Ok(FileType::Directory)
+    {
         return Err(Error::sys(Syscall::Symlink, Errno::EXIST));
     }
     // Over an existing file or symlink: make the link elsewhere and bind it over the file. This
@@ -422,6 +504,14 @@ fn symlink(ctx: &mut Work<'_, '_>, op: &Op) -> Result<()> {
 }
 
 fn write(ctx: &mut Work<'_, '_>, op: &Op) -> Result<()> {
+    if !ctx.fsize_checked {
+        ctx.fsize_checked = true;
+        // Past RLIMIT_FSIZE, write() raises SIGXFSZ, which would kill us without a word: under a
+        // limit, ignore it, so that the write fails with EFBIG instead (restored before exec).
+        if rustix::process::getrlimit(rustix::process::Resource::Fsize).current.is_some() {
+            ctx.sigxfsz = Some(sys::ignore_sigxfsz().during(Syscall::RtSigaction)?);
+        }
+    }
     let s = &mut *ctx.scratch;
     let mode = Mode::from_raw_mode(0o666 & !ctx.umask);
     let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC | OFlags::NOCTTY;
@@ -432,7 +522,8 @@ fn write(ctx: &mut Work<'_, '_>, op: &Op) -> Result<()> {
         Some(fd) => fd,
         None => {
             chase(NEWROOT, op.dst, &mut s.target, &mut s.pending, &mut s.link)?;
-            with_parents(&mut s.target, |p| rustix::fs::openat(CWD, p, flags, mode)).during(Syscall::Open)?
+            beneath::create(CWD, &mut s.target, |dir, name| beneath::open(dir, name, flags, mode))
+                .during(Syscall::Open)?
         }
     };
     let mut data = op.src.to_bytes();
@@ -467,23 +558,20 @@ fn overlay(
     // Without these, a mount fails when the upper directory was used with other lower ones before.
     opts.push(b",userxattr,index=off,metacopy=off").too_long()?;
 
-    chase(NEWROOT, op.dst, &mut s.target, &mut s.pending, &mut s.link)?;
+    let dst = chase(NEWROOT, op.dst, &mut s.target, &mut s.pending, &mut s.link)?;
     let mode = tmp_or_dir_mode(s.target.as_bytes());
-    match with_parents(&mut s.target, |p| mkdir(p, mode)) {
-        Ok(()) | Err(Errno::EXIST) => {}
-        Err(e) => return Err(Error::sys(Syscall::Mkdir, e)),
+    // Made only when missing; EEXIST means DST does not resolve (a loop), an error as in the original.
+    if !dst.exists {
+        beneath::create(CWD, &mut s.target, |dir, name| mkdir_at(dir, name, mode)).during(Syscall::Mkdir)?;
     }
 
     if upper.is_some_and(|u| u.to_bytes() == b"tmpfs") {
         rustix::mount::mount(c"tmpfs", s.target.as_cstr(), c"tmpfs", MountFlags::empty(), c"mode=0755")
             .during(Syscall::Mount)?;
-        let base = s.target.len();
-        s.target.push(b"/upper").too_long()?;
-        mkdir(s.target.as_cstr(), mode).during(Syscall::Mkdir)?;
-        s.target.truncate(base);
-        s.target.push(b"/cache").too_long()?;
-        mkdir(s.target.as_cstr(), DIR_MODE).during(Syscall::Mkdir)?;
-        s.target.truncate(base);
+        let tmpfs = beneath::open_dir(CWD, s.target.as_cstr()).during(Syscall::Open)?;
+        let tmpfs = rustix::fd::AsFd::as_fd(&tmpfs);
+        mkdir_at(tmpfs, c"upper", mode).during(Syscall::Mkdir)?;
+        mkdir_at(tmpfs, c"cache", DIR_MODE).during(Syscall::Mkdir)?;
         for (key, sub) in [(&b",upperdir="[..], &b"/upper"[..]), (b",workdir=", b"/cache")] {
             opts.push(key).too_long()?;
             opts.push(s.target.as_bytes()).too_long()?;
@@ -527,6 +615,25 @@ fn mount_rbind(src: &CStr, dst: &CStr, attrs: u32) -> Result<()> {
     rustix::mount::move_mount(&tree, c"", CWD, dst, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH).during(Syscall::MoveMount)
 }
 
+/// `mount_rbind` of a source opened first with RESOLVE_NO_SYMLINKS (its last component taken as
+/// it is, as `AT_SYMLINK_NOFOLLOW` does): for sources in the new root, and sources that were
+/// missing when resolved, so that a symlink there (a chain longer than the walk follows, a race)
+/// is an error, never a way to bind a host path into the sandbox.
+fn mount_rbind_contained(src: &CStr, dst: &CStr, attrs: u32) -> Result<()> {
+    let path = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let source = beneath::open(CWD, src, path, Mode::empty()).during(Syscall::OpenTree)?;
+    let flags = OpenTreeFlags::AT_EMPTY_PATH
+        | OpenTreeFlags::AT_RECURSIVE
+        | OpenTreeFlags::OPEN_TREE_CLONE
+        | OpenTreeFlags::OPEN_TREE_CLOEXEC;
+    let tree = rustix::mount::open_tree(&source, c"", flags).during(Syscall::OpenTree)?;
+    drop(source);
+    if attrs != 0 {
+        sys::mount_setattr_recursive(rustix::fd::AsFd::as_fd(&tree), attrs).during(Syscall::MountSetattr)?;
+    }
+    rustix::mount::move_mount(&tree, c"", CWD, dst, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH).during(Syscall::MoveMount)
+}
+
 fn tmp_or_dir_mode(path: &[u8]) -> u32 {
     if is_tmp_dir(path) { TMP_MODE } else { DIR_MODE }
 }
@@ -541,8 +648,8 @@ fn mkdir(path: &CStr, mode: u32) -> core::result::Result<(), Errno> {
 
 /// An empty regular file (a mount point): `mknod(S_IFREG)` is one syscall where `open(O_CREAT |
 /// O_EXCL)` + `close()` are two, with the same result (EEXIST included).
-fn create_file(path: &CStr, mode: u32) -> core::result::Result<(), Errno> {
-    rustix::fs::mknodat(CWD, path, FileType::RegularFile, Mode::from_raw_mode(mode), 0)
+fn create_file_at(dir: rustix::fd::BorrowedFd<'_>, name: &CStr, mode: u32) -> core::result::Result<(), Errno> {
+    rustix::fs::mknodat(dir, name, FileType::RegularFile, Mode::from_raw_mode(mode), 0)
 }
 
 fn file_type(path: &CStr) -> core::result::Result<FileType, Errno> {
@@ -556,62 +663,4 @@ fn join(out: &mut PathBuf, root: &[u8], path: &CStr) -> Result<()> {
     out.set(root).too_long()?;
     out.push(b"/").too_long()?;
     out.push(&rel[start..]).too_long()
-}
-
-/// Runs `create` on `path`; if a parent is missing, creates the parents (mode 0755, like
-/// `os.makedirs(dirname(path))`) and runs it again. Optimistic: one syscall when the parent exists.
-fn with_parents<T>(
-    path: &mut PathBuf,
-    mut create: impl FnMut(&CStr) -> core::result::Result<T, Errno>,
-) -> core::result::Result<T, Errno> {
-    match create(path.as_cstr()) {
-        Err(Errno::NOENT) => {}
-        other => return other,
-    }
-    if let Some(end) = path.as_bytes().iter().rposition(|&b| b == b'/').filter(|&end| end > 0) {
-        mkdir_prefix_all(path, end, DIR_MODE).map_err(|e| e.errno().unwrap_or(Errno::NOENT))?;
-    }
-    create(path.as_cstr())
-}
-
-/// Creates `path` and its parents (mode 0755), like `os.makedirs(path, exist_ok=True)`.
-fn mkdir_all(path: &mut PathBuf, mode: u32) -> Result<()> {
-    let len = path.len();
-    mkdir_prefix_all(path, len, mode)
-}
-
-fn mkdir_prefix_all(path: &mut PathBuf, end: usize, mode: u32) -> Result<()> {
-    // Usually the parent exists: one mkdir() that fails with EEXIST.
-    match mkdir_prefix(path, end, mode) {
-        Ok(()) | Err(Errno::EXIST) => return Ok(()),
-        Err(Errno::NOENT) => {}
-        Err(e) => return Err(Error::sys(Syscall::Mkdir, e)),
-    }
-    let mut at = 1;
-    while at < end {
-        if path.as_bytes()[at] == b'/' && path.as_bytes()[at - 1] != b'/' {
-            match mkdir_prefix(path, at, mode) {
-                Ok(()) | Err(Errno::EXIST) => {}
-                Err(e) => return Err(Error::sys(Syscall::Mkdir, e)),
-            }
-        }
-        at += 1;
-    }
-    match mkdir_prefix(path, end, mode) {
-        Ok(()) | Err(Errno::EXIST) => Ok(()),
-        Err(e) => Err(Error::sys(Syscall::Mkdir, e)),
-    }
-}
-
-/// `mkdir()` of the first `end` bytes of `path`, cutting it with a NUL for the call.
-fn mkdir_prefix(path: &mut PathBuf, end: usize, mode: u32) -> core::result::Result<(), Errno> {
-    let raw = path.raw_mut();
-    let saved = raw[end];
-    raw[end] = 0;
-    let result = match CStr::from_bytes_until_nul(&raw[..=end]) {
-        Ok(prefix) => mkdir(prefix, mode),
-        Err(_) => Err(Errno::INVAL),
-    };
-    raw[end] = saved;
-    result
 }
