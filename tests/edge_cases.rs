@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 
 #[test]
 fn relative_source_made_by_its_own_destination_is_bound() {
+    needs_root!();
     // The original makes DST (and its parents) before it opens SRC.
     let out = run(&refs(&sh(
         &["--tmpfs", "/t", "--bind", "+/t/new", "/t/new/sub", "--ro-bind", "+/a", "/a"],
@@ -25,6 +26,7 @@ fn relative_source_made_by_its_own_destination_is_bound() {
 
 #[test]
 fn dotdot_binds_are_mounted_unless_really_nested() {
+    needs_root!();
     let s = Scratch::new("dotdot");
     for d in ["vt/x", "vt/y", "d1"] {
         std::fs::create_dir_all(s.path().join(d)).unwrap();
@@ -64,6 +66,7 @@ fn run_fsize0(args: &[&str], ignore: bool) -> (i32, String) {
 
 #[test]
 fn write_past_rlimit_fsize_is_one_line_and_the_disposition_is_restored() {
+    needs_root!();
     require_root();
     let (status, stderr) = run_fsize0(&refs(&sh(&["--write", "data", "/f"], "true")), false);
     assert_eq!(status, 1, "{stderr}");

@@ -158,16 +158,19 @@ fn battery(tag: &str, as_nobody: bool) {
 
 #[test]
 fn hostile_root_as_root() {
+    needs_root!();
     battery("hostile-root", false);
 }
 
 #[test]
 fn hostile_root_as_nobody() {
+    needs_root!();
     battery("hostile-nobody", true);
 }
 
 #[test]
 fn symlink_through_an_escaping_parent_stays_inside() {
+    needs_root!();
     // The case from the report: the original creates OUT/evil on the host.
     let s = Scratch::new("hostile-symlink");
     let w = s.path();
