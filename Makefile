@@ -6,7 +6,7 @@ BIN     := target/$(TARGET)/release/mkosi-sandbox
 ARM_BIN := target/$(ARM)/release/mkosi-sandbox
 CARGO   ?= cargo
 
-.PHONY: all build aarch64 targets check test unit e2e cross-smoke differential initramfs test-mkosi demo bench bench-mkosi clean
+.PHONY: all build aarch64 targets check test unit e2e cross-smoke differential fuzz fuzz-short initramfs test-mkosi demo bench bench-mkosi clean
 
 all: build
 
@@ -47,11 +47,20 @@ cross-smoke: aarch64
 differential: build
 	bash tests/differential.sh $(BIN)
 
+# Random command lines under both (tests/fuzz.py); a short fixed-seed run is part of `make test`.
+FUZZ_CASES ?= 5000
+FUZZ_SEED  ?= $(shell date +%s)
+fuzz: build
+	python3 tests/fuzz.py $(BIN) --cases $(FUZZ_CASES) --seed $(FUZZ_SEED)
+
+fuzz-short: build
+	python3 tests/fuzz.py $(BIN) --cases 150 --seed 12
+
 # The pivot_root() fallback, in a real initramfs booted under qemu.
 initramfs: build
 	bash tests/initramfs.sh $(BIN)
 
-test: unit e2e cross-smoke differential initramfs
+test: unit e2e cross-smoke differential fuzz-short initramfs
 
 # Real clients: mkosi 25.3 and 27.1 (Debian packages) build the same image with their own sandbox
 # and through this binary (contrib/mkosi/patch-mkosi); the images must be identical. Network, root.
