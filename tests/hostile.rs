@@ -78,6 +78,7 @@ fn operations(l: &str, w: &Path) -> Vec<Vec<String>> {
         ops.push(v(&["--tmpfs", &dst, "--write", "escaped", &format!("{dst}/f")]));
         ops.push(v(&["--proc", &dst]));
         ops.push(v(&["--dev", &dst]));
+        ops.push(v(&["--binfmt-misc", &dst]));
         ops.push(v(&["--bind", &src_dir, &dst]));
         ops.push(v(&["--ro-bind", &src_file, &dst]));
         ops.push(v(&["--bind-nofollow", &src_file, &dst]));
