@@ -190,9 +190,6 @@ pub struct Resolved {
     /// path met no symlink at all, `None` when a parent was a symlink (then only an `lstat()` of
     /// the written path, whose parents the kernel resolves from the real root, can tell).
     pub written_is_link: Option<bool>,
-    /// A component was missing and a later `..` climbed back out of it: Python's non-strict
-    /// walk goes on, the kernel's would fail (ENOENT).
-    pub through_missing: bool,
 }
 
 /// Scratch space for `resolve`.
@@ -221,7 +218,6 @@ pub fn resolve(root: &[u8], path: &[u8], out: &mut PathBuf, scratch: ResolveScra
     let mut missing_depth = 0usize;
     let mut links = 0;
     let mut written_is_link = Some(false);
-    let mut through_missing = false;
 
     while cursor < pending.len() {
         let rest = &pending.as_bytes()[cursor..];
@@ -237,7 +233,6 @@ pub fn resolve(root: &[u8], path: &[u8], out: &mut PathBuf, scratch: ResolveScra
         }
         if name == b".." {
             if out.len() > floor {
-                through_missing |= missing_depth == 1;
                 missing_depth = missing_depth.saturating_sub(1);
             }
             out.pop_component(floor);
@@ -269,7 +264,7 @@ pub fn resolve(root: &[u8], path: &[u8], out: &mut PathBuf, scratch: ResolveScra
             if !rest.is_empty() {
                 out.push_component(rest)?;
             }
-            return Ok(Resolved { exists: false, written_is_link, through_missing });
+            return Ok(Resolved { exists: false, written_is_link });
         }
         out.truncate(before);
         if link.as_bytes().first() == Some(&b'/') {
@@ -284,7 +279,7 @@ pub fn resolve(root: &[u8], path: &[u8], out: &mut PathBuf, scratch: ResolveScra
         pending.set(link.as_bytes())?;
         cursor = 0;
     }
-    Ok(Resolved { exists: missing_depth == 0, written_is_link, through_missing })
+    Ok(Resolved { exists: missing_depth == 0, written_is_link })
 }
 
 /// The fast path of `resolve`: most paths hold no symlink at all, and one `openat2()` with
@@ -304,12 +299,10 @@ fn resolve_without_symlinks(root: &[u8], path: &[u8], out: &mut PathBuf) -> Resu
     let flags = OFlags::PATH | OFlags::CLOEXEC;
     let resolve = ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
     match rustix::fs::openat2(rustix::fs::CWD, out.as_cstr(), flags, Mode::empty(), resolve) {
-        Ok(_fd) => Ok(Some(Resolved { exists: true, written_is_link: Some(false), through_missing: false })),
+        Ok(_fd) => Ok(Some(Resolved { exists: true, written_is_link: Some(false) })),
         // The walk stops at the first missing component or non-directory; no symlink came before
         // it (that would be ELOOP), and nothing below it exists.
-        Err(Errno::NOENT) | Err(Errno::NOTDIR) => {
-            Ok(Some(Resolved { exists: false, written_is_link: Some(false), through_missing: false }))
-        }
+        Err(Errno::NOENT) | Err(Errno::NOTDIR) => Ok(Some(Resolved { exists: false, written_is_link: Some(false) })),
         Err(_) => Ok(None),
     }
 }
@@ -425,7 +418,7 @@ pub(crate) mod tests {
         std::fs::create_dir_all(root.join("usr/lib")).unwrap();
         symlink("usr/lib", root.join("lib")).unwrap();
         let r = |p: &str| run_full(root, p).1;
-        let resolved = |exists, written_is_link| Resolved { exists, written_is_link, through_missing: false };
+        let resolved = |exists, written_is_link| Resolved { exists, written_is_link };
         assert_eq!(r("/usr/lib"), resolved(true, Some(false)));
         assert_eq!(r("/usr"), resolved(true, Some(false)));
         assert_eq!(r("/usr/new"), resolved(false, Some(false)));
@@ -433,8 +426,7 @@ pub(crate) mod tests {
         assert_eq!(r("/lib"), resolved(true, Some(true)));
         assert_eq!(r("/lib/"), resolved(true, Some(true)));
         assert_eq!(r("/lib/x"), resolved(false, None));
-        let through_missing = Resolved { exists: true, written_is_link: Some(false), through_missing: true };
-        assert_eq!(r("/missing/../usr"), through_missing);
+        assert_eq!(r("/missing/../usr"), resolved(true, Some(false)));
         assert_eq!(r("/usr/../usr/lib"), resolved(true, Some(false)));
         // A trailing symlink two levels down: the single-walk check must refuse it, not open it.
         symlink("lib", root.join("usr/liblink")).unwrap();

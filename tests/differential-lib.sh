@@ -44,7 +44,8 @@ echo "## env"; env | grep -v -E "^(_|SHLVL|OLDPWD)=" | sed "s/^LISTEN_PID=$$\$/L
 echo "## mounts"; awk "{ split(\$0, side, \" - \"); n = split(side[1], f, \" \"); tags = \"\"
 	for (i = 7; i <= n; i++) tags = tags \" \" f[i]; gsub(/[0-9]+/, \"\", tags); split(side[2], fs, \" \")
 	sub(/,.*/, \"\", f[6]); print f[5], f[6] tags, fs[1], f[4] }" /proc/self/mountinfo
-echo "## tree"; find / -mindepth 1 \( -fstype proc -o -fstype sysfs -o -fstype devpts -o -path /usr \) -prune -o -printf "%p %y %m %u:%g %l\n" 2>/dev/null | sort
+# sort -S: in memory, or its temporary files in /tmp would be listed too.
+echo "## tree"; find / -mindepth 1 \( -fstype proc -o -fstype sysfs -o -fstype devpts -o -path /usr \) -prune -o -printf "%p %y %m %u:%g %l\n" 2>/dev/null | sort -S 64M
 echo "## files"; for f in /etc/x /etc/deep/y /ovl/a /ovl/b /data/file /etc/os-release; do [ -f $f ] && echo "$f: $(cat $f)"; done
 echo "## ns"; for n in ipc net; do [ "$(readlink /proc/self/ns/$n)" = "$(cat /tmp/.host-ns-$n 2>/dev/null)" ] && echo "$n shared" || echo "$n new"; done
 '

@@ -342,7 +342,7 @@ fn dst_is_symlink(s: &mut Storage, op: &Op, dst: &Resolved) -> Result<bool> {
 /// `root` + the parent of `path` resolved inside `root` (the original's `chase()`) + the last
 /// component as written (trailing slashes kept, for the kernel to judge): where an operation that
 /// does not follow the path's own last component acts. Paths without a plain last component (`/`,
-/// a trailing `.` or `..`) are resolved whole. Returns what resolving the parent found.
+/// a trailing `.` or `..`) are resolved whole. Leaves the parent as written in `parent`.
 fn chase_parent(
     root: &[u8],
     path: &CStr,
@@ -350,11 +350,12 @@ fn chase_parent(
     parent: &mut PathBuf,
     pending: &mut PathBuf,
     link: &mut PathBuf,
-) -> Result<Resolved> {
+) -> Result<()> {
     let bytes = path.to_bytes();
     let name = components(bytes).next_back().unwrap_or(b"");
+    parent.clear();
     if name.is_empty() || name == b"." || name == b".." {
-        return chase(root, path, out, pending, link);
+        return chase(root, path, out, pending, link).map(drop);
     }
     let trimmed = bytes.len() - bytes.iter().rev().take_while(|&&b| b == b'/').count();
     let name_start = trimmed - name.len();
@@ -362,9 +363,8 @@ fn chase_parent(
     if parent.is_empty() {
         parent.set(b"/").too_long()?;
     }
-    let found = resolve(root, parent.as_bytes(), out, ResolveScratch { pending, link }).too_long()?;
-    out.push_component(&bytes[name_start..]).too_long()?;
-    Ok(found)
+    resolve(root, parent.as_bytes(), out, ResolveScratch { pending, link }).too_long()?;
+    out.push_component(&bytes[name_start..]).too_long()
 }
 
 /// The directory a `--proc`, `--dev`, `--tmpfs` or `--binfmt-misc` mounts on: DST resolved, and made with its
@@ -477,10 +477,14 @@ fn symlink(ctx: &mut Work<'_, '_>, op: &Op) -> Result<()> {
     if fresh {
         return Ok(());
     }
-    let parent = chase_parent(NEWROOT, op.dst, &mut s.target, &mut s.tmp, &mut s.pending, &mut s.link)?;
-    if parent.through_missing {
-        // The kernel walks `missing/..` no further, and the original hands it DST as written.
-        return Err(Error::sys(Syscall::Symlink, Errno::NOENT));
+    chase_parent(NEWROOT, op.dst, &mut s.target, &mut s.tmp, &mut s.pending, &mut s.link)?;
+    if components(s.tmp.as_bytes()).any(|c| c == b"..") {
+        // The original hands DST as written to the kernel, whose walk of `x/..` needs x to be a
+        // directory (`chase()` applies `..` by the letter): walk the parents so, inside the root.
+        let root = beneath::open_dir(CWD, c"newroot").during(Syscall::Open)?;
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let in_root = rustix::fs::ResolveFlags::IN_ROOT | rustix::fs::ResolveFlags::NO_MAGICLINKS;
+        rustix::fs::openat2(&root, s.tmp.as_cstr(), flags, Mode::empty(), in_root).during(Syscall::Symlink)?;
     }
     let made = beneath::at(CWD, &mut s.target, |dir, name| match rustix::fs::symlinkat(op.src, dir, name) {
         Err(Errno::EXIST) => Ok(read_link_at(dir, name, &mut s.link).is_ok() && s.link.as_bytes() == op.src.to_bytes()),
