@@ -31,13 +31,55 @@ pub const CONTAINED: ResolveFlags = ResolveFlags::NO_SYMLINKS.union(ResolveFlags
 
 /// Opens the directory `dir/path` for use as a parent (`O_PATH`), refusing any symlink.
 pub fn open_dir(dir: BorrowedFd<'_>, path: &CStr) -> Result<OwnedFd, Errno> {
-    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    rustix::fs::openat2(dir, path, flags, Mode::empty(), CONTAINED)
+    open(dir, path, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
 }
 
-/// Opens `dir/name` with `flags` (and `mode` when creating), refusing any symlink.
-pub fn open(dir: BorrowedFd<'_>, name: &CStr, flags: OFlags, mode: Mode) -> Result<OwnedFd, Errno> {
-    rustix::fs::openat2(dir, name, flags, mode, CONTAINED)
+/// Opens `dir/path` with `flags` (and `mode` when creating), refusing any symlink.
+pub fn open(dir: BorrowedFd<'_>, path: &CStr, flags: OFlags, mode: Mode) -> Result<OwnedFd, Errno> {
+    match rustix::fs::openat2(dir, path, flags, mode, CONTAINED) {
+        Err(Errno::NOSYS) => open_walking(dir, path, flags, mode),
+        other => other,
+    }
+}
+
+/// `open` without `openat2()` (Linux before 5.6, qemu-user): the same refusals by hand, one
+/// component at a time, each opened with O_NOFOLLOW (an intermediate symlink is then ENOTDIR).
+fn open_walking(dir: BorrowedFd<'_>, path: &CStr, flags: OFlags, mode: Mode) -> Result<OwnedFd, Errno> {
+    let bytes = path.to_bytes();
+    if bytes.first() == Some(&b'/') {
+        return Err(Errno::XDEV);
+    }
+    let mut names = bytes.split(|&b| b == b'/').filter(|c| !c.is_empty() && *c != b".").peekable();
+    let mut at: Option<OwnedFd> = None;
+    let mut name = [0u8; 256];
+    while let Some(component) = names.next() {
+        if component == b".." {
+            return Err(Errno::XDEV);
+        }
+        let len = component.len();
+        if len >= name.len() {
+            return Err(Errno::NAMETOOLONG);
+        }
+        name[..len].copy_from_slice(component);
+        name[len] = 0;
+        let c_name = CStr::from_bytes_with_nul(&name[..=len]).map_err(|_| Errno::INVAL)?;
+        let parent = at.as_ref().map_or(dir, |d| d.as_fd());
+        let next = if names.peek().is_some() {
+            rustix::fs::openat(
+                parent,
+                c_name,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+        } else {
+            rustix::fs::openat(parent, c_name, flags | OFlags::NOFOLLOW, mode)
+        };
+        at = Some(next?);
+    }
+    match at {
+        Some(fd) => Ok(fd),
+        None => rustix::fs::openat(dir, c".", flags, mode),
+    }
 }
 
 /// Runs `create(parent, name)` for a chased `path` (relative to `base`, the workspace), after
@@ -272,5 +314,24 @@ mod tests {
         let write = |d: BorrowedFd<'_>, n: &CStr| open(d, n, flags, Mode::from_raw_mode(0o644));
         assert_eq!(create(base, &mut at("abs/f"), write).err(), Some(Errno::LOOP));
         assert_eq!(std::fs::read_dir(outside.as_path()).unwrap().count(), 0, "nothing made outside");
+    }
+
+    #[test]
+    fn without_openat2_the_walk_refuses_the_same() {
+        let dir = tempdir();
+        let root = dir.as_path();
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        symlink("/", root.join("a/up")).unwrap();
+        let root_c = std::ffi::CString::new(root.to_str().unwrap()).unwrap();
+        let base = rustix::fs::open(root_c.as_c_str(), OFlags::PATH | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        let base = base.as_fd();
+        let dir_flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        assert!(open_walking(base, c"a/./b/", dir_flags, Mode::empty()).is_ok());
+        assert_eq!(open_walking(base, c"a/up/tmp", dir_flags, Mode::empty()).err(), Some(Errno::NOTDIR));
+        assert_eq!(open_walking(base, c"a/up", dir_flags, Mode::empty()).err(), Some(Errno::NOTDIR));
+        assert_eq!(open_walking(base, c"a/../a", dir_flags, Mode::empty()).err(), Some(Errno::XDEV));
+        assert_eq!(open_walking(base, c"/a", dir_flags, Mode::empty()).err(), Some(Errno::XDEV));
+        let write = OFlags::WRONLY | OFlags::CREATE | OFlags::CLOEXEC;
+        assert_eq!(open_walking(base, c"a/up", write, Mode::from_raw_mode(0o644)).err(), Some(Errno::LOOP));
     }
 }
