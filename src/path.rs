@@ -218,6 +218,8 @@ pub fn resolve(root: &[u8], path: &[u8], out: &mut PathBuf, scratch: ResolveScra
     let mut missing_depth = 0usize;
     let mut links = 0;
     let mut written_is_link = Some(false);
+    // Past MAX_LINKS (a loop): the rest is applied by the letter, no more lookups.
+    let mut gave_up = false;
 
     while cursor < pending.len() {
         let rest = &pending.as_bytes()[cursor..];
@@ -240,6 +242,9 @@ pub fn resolve(root: &[u8], path: &[u8], out: &mut PathBuf, scratch: ResolveScra
         }
         let before = out.len();
         out.push_component(name)?;
+        if gave_up {
+            continue;
+        }
         if missing_depth > 0 {
             // Below a missing component nothing exists: no more lookups.
             missing_depth += 1;
@@ -259,12 +264,10 @@ pub fn resolve(root: &[u8], path: &[u8], out: &mut PathBuf, scratch: ResolveScra
         }
         links += 1;
         if links > MAX_LINKS {
-            // A loop: like Python, give up resolving and keep the rest as written.
-            let rest = &pending.as_bytes()[cursor..];
-            if !rest.is_empty() {
-                out.push_component(rest)?;
-            }
-            return Ok(Resolved { exists: false, written_is_link });
+            // A loop: Python's realpath() gives up and returns the link and the rest unresolved,
+            // which abspath() normalizes by the letter; the link stays in `out`, the rest follows.
+            gave_up = true;
+            continue;
         }
         out.truncate(before);
         if link.as_bytes().first() == Some(&b'/') {
@@ -279,7 +282,40 @@ pub fn resolve(root: &[u8], path: &[u8], out: &mut PathBuf, scratch: ResolveScra
         pending.set(link.as_bytes())?;
         cursor = 0;
     }
+    if gave_up {
+        return Ok(Resolved { exists: exists_in_root(out, root.len()), written_is_link });
+    }
     Ok(Resolved { exists: missing_depth == 0, written_is_link })
+}
+
+/// Whether `out` (`root` + a path) exists, its symlinks followed by the kernel inside `root`
+/// (RESOLVE_IN_ROOT): the original's `os.path.exists()` of a path `realpath()` gave up on.
+#[cold]
+#[inline(never)]
+fn exists_in_root(out: &mut PathBuf, root_len: usize) -> bool {
+    if root_len > out.len {
+        return false;
+    }
+    // `root` is cut from `out` with a NUL for the first open; the rest (from its `/`, or `.` when
+    // empty) is relative to it.
+    let saved = out.buf[root_len];
+    out.buf[root_len] = 0;
+    let dir_flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let dir = CStr::from_bytes_until_nul(&out.buf[..=root_len])
+        .map_err(|_| Errno::INVAL)
+        .and_then(|root| rustix::fs::openat(rustix::fs::CWD, root, dir_flags, Mode::empty()));
+    out.buf[root_len] = saved;
+    let Ok(dir) = dir else { return false };
+    let rest = if root_len == out.len {
+        c"."
+    } else {
+        match CStr::from_bytes_until_nul(&out.buf[root_len..=out.len]) {
+            Ok(rest) => rest,
+            Err(_) => return false,
+        }
+    };
+    let in_root = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
+    rustix::fs::openat2(&dir, rest, OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), in_root).is_ok()
 }
 
 /// The fast path of `resolve`: most paths hold no symlink at all, and one `openat2()` with
@@ -459,6 +495,11 @@ pub(crate) mod tests {
         assert_eq!(run(root, "/dangling"), ("/nonexistent/target".into(), false));
         assert_eq!(run(root, "/"), ("".into(), true));
         assert_eq!(run(root, "relative/./x"), ("/relative/x".into(), false));
+        // After a loop the rest applies by the letter (realpath() + abspath()), and existence is
+        // the kernel's, inside the root.
+        assert_eq!(run(root, "/loop1/../usr"), ("/usr".into(), true));
+        assert_eq!(run(root, "/loop1/../lib"), ("/lib".into(), true));
+        assert_eq!(run(root, "/loop1/../nope"), ("/nope".into(), false));
         let (_, exists) = run(root, "/loop1/x");
         assert!(!exists);
     }

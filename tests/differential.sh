@@ -65,5 +65,11 @@ wrap=()
 mkdir -p "$scratch/vt/x" "$scratch/vt/y"
 run_inspect dotdot-nested root "${base[@]}" --bind "$scratch/vt" /home --bind "$scratch/vt/x/../y" /home/x/../y
 
+# Found by tests/fuzz.py (minimised), kept fixed here.
+run_inspect symlink-over-absolute-link root "${base[@]}" --symlink /usr/share /var --symlink ../b /var
+run_inspect symlink-through-file-dotdot root "${base[@]}" --bind-try /etc/os-release //tmp --symlink /usr/share /tmp/../tmp
+run_inspect loop-then-dotdot root "${base[@]}" --symlink tmp /tmp --dir /tmp/../c
+run_inspect islink-through-missing-dotdot root "${base[@]}" --bind-try /etc/os-release /var/../c --symlink /c /c
+
 echo "differential: $pass passed, $fail failed"
 [ $fail = 0 ]

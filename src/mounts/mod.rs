@@ -331,8 +331,9 @@ fn dst_is_symlink(s: &mut Storage, op: &Op, dst: &Resolved) -> Result<bool> {
         return Ok(false);
     }
     chase_parent(NEWROOT, op.dst, &mut s.probe, &mut s.tmp, &mut s.pending, &mut s.link)?;
-    let is_link = rustix::fs::statat(CWD, s.probe.as_cstr(), AtFlags::SYMLINK_NOFOLLOW)
-        .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink);
+    let is_link = kernel_walks(&s.tmp).is_ok()
+        && rustix::fs::statat(CWD, s.probe.as_cstr(), AtFlags::SYMLINK_NOFOLLOW)
+            .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink);
     if is_link {
         s.target.set(s.probe.as_bytes()).too_long()?;
     }
@@ -365,6 +366,23 @@ fn chase_parent(
     }
     resolve(root, parent.as_bytes(), out, ResolveScratch { pending, link }).too_long()?;
     out.push_component(&bytes[name_start..]).too_long()
+}
+
+/// Where the original hands DST as written to the kernel (`--symlink`, `islink()`), a `..` in its
+/// parents needs the directory before it to exist (`chase()` applies `..` by the letter): with
+/// one, walk `parent` (as written) so, with RESOLVE_IN_ROOT from the new root. Without openat2()
+/// (qemu-user, Linux before 5.6) the walk is skipped: it is parity, not safety.
+fn kernel_walks(parent: &PathBuf) -> core::result::Result<(), Errno> {
+    if !components(parent.as_bytes()).any(|c| c == b"..") {
+        return Ok(());
+    }
+    let root = beneath::open_dir(CWD, c"newroot")?;
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let in_root = rustix::fs::ResolveFlags::IN_ROOT | rustix::fs::ResolveFlags::NO_MAGICLINKS;
+    match rustix::fs::openat2(&root, parent.as_cstr(), flags, Mode::empty(), in_root) {
+        Ok(_) | Err(Errno::NOSYS) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// The directory a `--proc`, `--dev`, `--tmpfs` or `--binfmt-misc` mounts on: DST resolved, and made with its
@@ -478,18 +496,7 @@ fn symlink(ctx: &mut Work<'_, '_>, op: &Op) -> Result<()> {
         return Ok(());
     }
     chase_parent(NEWROOT, op.dst, &mut s.target, &mut s.tmp, &mut s.pending, &mut s.link)?;
-    if components(s.tmp.as_bytes()).any(|c| c == b"..") {
-        // The original hands DST as written to the kernel, whose walk of `x/..` needs x to be a
-        // directory (`chase()` applies `..` by the letter): walk the parents so, inside the root.
-        let root = beneath::open_dir(CWD, c"newroot").during(Syscall::Open)?;
-        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
-        let in_root = rustix::fs::ResolveFlags::IN_ROOT | rustix::fs::ResolveFlags::NO_MAGICLINKS;
-        // Without openat2() (qemu-user, Linux before 5.6) the check is skipped: it is parity, not safety.
-        match rustix::fs::openat2(&root, s.tmp.as_cstr(), flags, Mode::empty(), in_root) {
-            Ok(_) | Err(Errno::NOSYS) => {}
-            Err(e) => return Err(Error::sys(Syscall::Symlink, e)),
-        }
-    }
+    kernel_walks(&s.tmp).during(Syscall::Symlink)?;
     let made = beneath::at(CWD, &mut s.target, |dir, name| match rustix::fs::symlinkat(op.src, dir, name) {
         Err(Errno::EXIST) => Ok(read_link_at(dir, name, &mut s.link).is_ok() && s.link.as_bytes() == op.src.to_bytes()),
         other => other.map(|()| true),
@@ -497,10 +504,10 @@ fn symlink(ctx: &mut Work<'_, '_>, op: &Op) -> Result<()> {
     if made.during(Syscall::Symlink)? {
         return Ok(());
     }
-    // Whether DST, followed inside the new root, is a directory.
-    if chase(NEWROOT, op.dst, &mut s.source, &mut s.pending, &mut s.link)?.exists
-        && file_type(s.source.as_cstr()) == Ok(FileType::Directory)
-    {
+    // The original's isdir(DST): a link there is followed by the kernel from the set-up root
+    // (an absolute target then usually misses). Only a stat, deciding between this error and
+    // mounting over the link, which stays inside.
+    if file_type(s.target.as_cstr()) == Ok(FileType::Directory) {
         return Err(Error::sys(Syscall::Symlink, Errno::EXIST));
     }
     // Over an existing file or symlink: make the link elsewhere and bind it over the file. This
