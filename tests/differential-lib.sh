@@ -86,7 +86,7 @@ fixtures() {
 	echo file > "$scratch/fx/file"; echo inner > "$scratch/fx/dir/inner"
 	echo l1 > "$scratch/fx/lower1/a"; echo l2 > "$scratch/fx/lower2/a"; echo l2b > "$scratch/fx/lower2/b"
 	ln -s dir "$scratch/fx/ldir"; ln -s file "$scratch/fx/lfile"; ln -s nowhere "$scratch/fx/ldangling"
-	ln -s /usr "$scratch/fx/labs"
+	ln -s "$scratch/fx/dir" "$scratch/fx/labs"   # absolute, but never to the host's own files
 	chmod -R a+rX "$scratch/fx"
 }
 

@@ -26,9 +26,13 @@ BASE = [["--ro-bind", "/usr", "/usr"], ["--symlink", "usr/bin", "/bin"], ["--sym
         ["--symlink", "usr/lib", "/lib"], ["--symlink", "usr/lib64", "/lib64"]]
 
 NAMES = ["a", "b", "c", "tmp", "var"]
+# Sources a writable bind may name: fixtures, made afresh before each run (labs is an absolute
+# link to one). The host's own files are bound read-only only: a writable bind would let a
+# random --write or --dir change them (it did: /usr/lib/os-release emptied).
 SOURCES = ["@S/fx/dir", "@S/fx/dir/sub", "@S/fx/file", "@S/fx/dir/inner", "@S/fx/nope", "@S/fx/ldir",
            "@S/fx/lfile", "@S/fx/ldangling", "@S/fx/labs", "@S/fx/dir/../file", "@S/fx/./dir", "@S/fx//dir/",
-           "/usr/share", "/usr/share/doc", "/etc/os-release", "/nonexistent"]
+           "/nonexistent"]
+HOST_SOURCES = ["/usr/share", "/usr/share/doc", "/etc/os-release"]
 ENV_NAMES = ["A", "B", "C", "HOME", "TERM", "LANG"]
 
 
@@ -60,6 +64,8 @@ def group(rng, relative_sources):
         opt = rng.choice(["--bind", "--ro-bind", "--bind-try", "--ro-bind-try"])
         if relative_sources and rng.random() < 0.2:
             return [opt, "+" + dst(rng), dst(rng)]
+        if rng.random() < 0.2:
+            return [opt.replace("--bind", "--ro-bind"), rng.choice(HOST_SOURCES), dst(rng)]
         return [opt, rng.choice(SOURCES), dst(rng)]
     if kind == "tmpfs":
         return ["--tmpfs", dst(rng)]
