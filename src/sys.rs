@@ -15,6 +15,8 @@ use rustix::io::Errno;
 
 pub use linux_raw_sys::general::MOUNT_ATTR_RDONLY;
 
+pub mod supervise;
+
 pub type SysResult<T> = Result<T, Errno>;
 
 fn check(ret: usize) -> SysResult<usize> {
@@ -126,6 +128,8 @@ pub struct Namespaces {
     pub user: bool,
     pub net: bool,
     pub ipc: bool,
+    /// Only the children move into a new PID namespace.
+    pub pid: bool,
 }
 
 impl Namespaces {
@@ -137,6 +141,7 @@ impl Namespaces {
             (self.user, UnshareFlags::NEWUSER),
             (self.net, UnshareFlags::NEWNET),
             (self.ipc, UnshareFlags::NEWIPC),
+            (self.pid, UnshareFlags::NEWPID),
         ] {
             if on {
                 flags |= flag;
@@ -239,23 +244,49 @@ pub fn fork() -> SysResult<Option<rustix::process::Pid>> {
     }
 }
 
-/// Restores the default disposition of SIGCHLD, so that `waitpid()` sees the exit status even
-/// when the caller left SIGCHLD ignored.
-pub fn default_sigchld() {
+/// SIGCHLD's disposition as the caller left it (see [`default_sigchld`]).
+#[derive(Clone, Copy)]
+pub struct ChildAction(linux_raw_sys::general::kernel_sigaction);
+
+impl ChildAction {
+    /// Whether the caller ignored SIGCHLD (then the kernel would reap our children itself).
+    pub fn ignored(&self) -> bool {
+        // Handlers do not survive exec: what the caller left is SIG_DFL (0) or SIG_IGN (non-null).
+        self.0.sa_handler_kernel.is_some()
+    }
+}
+
+/// `rt_sigaction(SIGCHLD, new, &old)`; the old action stays SIG_DFL if the call fails (it cannot
+/// with these arguments).
+fn sigaction_chld(new: &linux_raw_sys::general::kernel_sigaction) -> ChildAction {
     use linux_raw_sys::general::{SIGCHLD, kernel_sigaction, kernel_sigset_t};
     // SAFETY: kernel_sigaction is a plain C struct whose all-zero value is valid: SIG_DFL (a None
     // handler), no flags, no restorer, an empty mask.
-    let action: kernel_sigaction = unsafe { core::mem::zeroed() };
-    // SAFETY: `action` is a valid kernel_sigaction alive for the call; no old action is asked for.
+    let mut old: kernel_sigaction = unsafe { core::mem::zeroed() };
+    // SAFETY: `new` and `old` are valid kernel_sigactions alive for the call, with the mask size
+    // passed; no handler is installed, so no restorer is needed.
     unsafe {
         sc::syscall!(
             RT_SIGACTION,
             SIGCHLD as usize,
-            &action as *const kernel_sigaction,
-            0usize,
+            new as *const kernel_sigaction,
+            &mut old as *mut kernel_sigaction,
             core::mem::size_of::<kernel_sigset_t>()
         )
     };
+    ChildAction(old)
+}
+
+/// Restores the default disposition of SIGCHLD, so that `waitpid()` sees the exit status even
+/// when the caller left SIGCHLD ignored; returns the caller's, for [`restore_sigchld`].
+pub fn default_sigchld() -> ChildAction {
+    // SAFETY: as in `sigaction_chld`: all-zero is SIG_DFL with no flags and an empty mask.
+    sigaction_chld(&unsafe { core::mem::zeroed() })
+}
+
+/// Puts back the disposition [`default_sigchld`] replaced (before the command's exec).
+pub fn restore_sigchld(action: &ChildAction) {
+    sigaction_chld(&action.0);
 }
 
 /// `exit_group(2)`: ends the process at once (used where no clean return is possible).
@@ -324,10 +355,11 @@ mod tests {
 
     #[test]
     fn namespaces_map_to_clone_flags() {
-        let ns = Namespaces { mount: true, user: true, net: false, ipc: true };
+        let ns = Namespaces { mount: true, user: true, net: false, ipc: true, pid: true };
         let raw = linux_raw_sys::general::CLONE_NEWNS
             | linux_raw_sys::general::CLONE_NEWUSER
-            | linux_raw_sys::general::CLONE_NEWIPC;
+            | linux_raw_sys::general::CLONE_NEWIPC
+            | linux_raw_sys::general::CLONE_NEWPID;
         assert_eq!(ns.flags().bits(), raw);
     }
 }

@@ -43,7 +43,8 @@ impl Caller {
 /// the others are owned by it, so an unprivileged caller gets `--unshare-net` too (the original
 /// checked CAP_NET_ADMIN before creating the user namespace and silently skipped it).
 pub fn namespaces(caller: &Caller, userns: bool, unshare_net: bool, unshare_ipc: bool) -> Namespaces {
-    Namespaces { mount: true, user: userns, net: unshare_net && (caller.net_admin || userns), ipc: unshare_ipc }
+    let net = unshare_net && (caller.net_admin || userns);
+    Namespaces { mount: true, user: userns, net, ipc: unshare_ipc, pid: false }
 }
 
 /// After `unshare(CLONE_NEWUSER)`: map the caller to root (`--become-root`) or to itself. The
@@ -181,6 +182,9 @@ mod tests {
         let user = Caller { uid: 1000, gid: 1000, sys_admin: false, net_admin: false };
         assert!(namespaces(&user, true, true, false).net);
         assert!(!namespaces(&user, false, true, false).net);
-        assert_eq!(namespaces(&user, true, false, true), Namespaces { mount: true, user: true, net: false, ipc: true });
+        assert_eq!(
+            namespaces(&user, true, false, true),
+            Namespaces { mount: true, user: true, net: false, ipc: true, pid: false }
+        );
     }
 }
