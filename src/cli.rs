@@ -146,6 +146,10 @@ pub struct Settings {
     pub exec_fd: Option<i32>,
     /// `--debug` (newer mkosi): print each filesystem operation as it runs.
     pub debug: bool,
+    /// `--unshare-pid`: a new PID namespace whose init is this program (see `pidns`).
+    pub unshare_pid: bool,
+    /// `--die-with-parent`: SIGKILL when the caller dies.
+    pub die_with_parent: bool,
     /// Any `--binfmt-register` (the rules are [`Request::binfmt_rules`]).
     pub binfmt_register: bool,
     /// `--map-auto`: map the caller's first subordinate uid and gid ranges.
@@ -366,6 +370,8 @@ pub fn parse<'s, A: Args + ?Sized>(args: &A, storage: &'s mut Storage) -> Result
                 let src = value(opt, None)?;
                 return Err(crate::foreign_uid::bind_foreign(opt, src, value(opt, Some(src))?));
             }
+            b"--unshare-pid" => settings.unshare_pid = true,
+            b"--die-with-parent" => settings.die_with_parent = true,
             _ if name.first() == Some(&b'-') => {
                 return Err(Error::invalid(Invalid::UnrecognizedOption).for_argument(arg));
             }
@@ -462,6 +468,9 @@ pub const HELP_BODY: &str = "Run the specified command in a custom sandbox.
      --suppress-sync             Make sync() syscalls in the sandbox a noop
      --unshare-net               Unshare the network namespace if possible
      --unshare-ipc               Unshare the IPC namespace if possible
+     --unshare-pid               Unshare the PID namespace; an init reaps orphans, forwards
+                                 signals and kills what is left when the command exits
+     --die-with-parent           Kill the sandbox and its command when the caller dies
      --suspend                   Stop process before execve()
      --pack-fds                  Pack inherited fds from 3 up and set LISTEN_FDS/LISTEN_PID
      --exec-fd FD                Make FD close-on-exec right before execve() (mkosi 25)
@@ -643,12 +652,14 @@ pub(crate) mod tests {
             "--exec-fd",
             "7",
             "--debug",
+            "--unshare-pid",
+            "--die-with-parent",
             "true",
         ]));
         assert!(st.become_root && st.suppress_chown && st.suppress_sync && st.unshare_net);
         assert!(st.unshare_ipc && st.suspend && st.pack_fds);
         assert_eq!(st.exec_fd, Some(7));
-        assert!(st.debug);
+        assert!(st.debug && st.unshare_pid && st.die_with_parent);
     }
 
     #[test]

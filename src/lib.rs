@@ -7,6 +7,7 @@
 //!      ─ plan::plan ─→ Plan (de-duplicated, ordered operations)
 //!      ─ process::prepare ─→ Prepared (cwd, terminal; --pack-fds, in the caller's namespaces)
 //!      ─ namespaces::enter (seccomp, unshare, uid/gid maps)
+//!      ─ pidns::start (with --unshare-pid: fork the init, which forks the command's process)
 //!      ─ mounts::setup(&Plan) (the new root)
 //!      ─ process::finish, process::exec::execvp
 //! ```
@@ -28,13 +29,15 @@
 //! 8. [`process`]: argv/environ, environment, descriptors, exec
 //! 9. [`seccomp`], [`userns`], [`binfmt`], [`mapper`]: the filter, ids and capabilities;
 //!    binfmt_misc rules and the sandbox's own instance; the helper that writes multi-range maps
-//! 10. [`namespaces`]: leaving the caller's namespaces
+//! 10. [`namespaces`], [`pidns`]: leaving the caller's namespaces; the PID namespace's init and
+//!     `--die-with-parent`
 //! 11. [`mounts`]: the sandbox's filesystem
 //! 12. this file: [`run`] and [`Storage`]
 //!
 //! `unsafe` is denied everywhere but at the boundaries: [`sys`] (raw syscalls),
 //! [`process::args`] (argv/environ pointers), [`process::fds`] (inherited descriptor numbers),
-//! [`containers`] (uninitialised storage), and `main.rs`.
+//! [`containers`] (uninitialised storage), `main.rs`, and the two `close_range()` calls of
+//! [`pidns`] (the processes that only wait let go of every descriptor from 3 up).
 
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
@@ -50,6 +53,7 @@ pub mod mapper;
 pub mod mounts;
 pub mod namespaces;
 pub mod path;
+pub mod pidns;
 pub mod plan;
 pub mod process;
 pub mod seccomp;
@@ -141,8 +145,10 @@ pub fn run(args: &CArgs, environ: &CEnv, storage: &'static mut Storage) -> i32 {
         Err(e) => return report(&e, false),
     };
     let term_is_dumb = env.get(b"TERM") == Some(b"dumb");
+    // Before the set-up, so that a caller dying during it is noticed (`pidns::die_with`).
+    let parent = pidns::parent(settings.die_with_parent);
 
-    let result = (|| -> error::Result<Errno> {
+    let result = (|| -> error::Result<i32> {
         let plan = plan::plan(&request, plan, &mut bump)?;
         env.apply_edits(&mut bump, request.setenv, request.unsetenv)?;
         let prepared = process::prepare(settings, &plan, &mut env, fds, &mut bump)?;
@@ -150,9 +156,24 @@ pub fn run(args: &CArgs, environ: &CEnv, storage: &'static mut Storage) -> i32 {
             binfmt::load(request.binfmt_rules, binfmt, &mut bump)?;
         }
         namespaces::enter(&request, ids, &mut bump)?;
+        if let Some(parent) = parent {
+            pidns::die_with(parent)?;
+        }
         let floor = if settings.binfmt_register { Some(binfmt::register(binfmt)?) } else { None };
+        // With --unshare-pid, the sandbox process waits here; its grandchild goes on.
+        if settings.unshare_pid
+            && let pidns::Role::Sandbox(status) = pidns::start(&mut env, &mut bump)?
+        {
+            return Ok(status);
+        }
         let umask = rustix::process::umask(Mode::empty());
-        let context = mounts::Context { ttyname: prepared.ttyname, umask, debug: settings.debug, floor };
+        let context = mounts::Context {
+            ttyname: prepared.ttyname,
+            umask,
+            debug: settings.debug,
+            floor,
+            new_proc: settings.unshare_pid,
+        };
         mounts::setup(&plan, mounts, &context)?;
         process::finish(settings, &prepared, umask)?;
 
@@ -161,7 +182,7 @@ pub fn run(args: &CArgs, environ: &CEnv, storage: &'static mut Storage) -> i32 {
         Err(Error::sys(Syscall::Execvp, errno).for_argument(command))
     })();
     match result {
-        Ok(_) => 0,
+        Ok(status) => status,
         Err(e) => {
             let not_found =
                 e.errno() == Some(Errno::NOENT) && matches!(e.cause, Cause::Sys { syscall: Syscall::Execvp, .. });

@@ -48,7 +48,9 @@ pub fn enter(request: &Request<'_>, storage: &mut Storage, bump: &mut Bump<'stat
     if settings.map_foreign {
         foreign_uid::check_map_foreign(userns)?;
     }
-    let namespaces = userns::namespaces(&caller, userns, settings.unshare_net, settings.unshare_ipc);
+    let mut namespaces = userns::namespaces(&caller, userns, settings.unshare_net, settings.unshare_ipc);
+    // `--unshare-pid`: for the children (see `pidns`); the same call, owned by the user namespace.
+    namespaces.pid = settings.unshare_pid;
     let chown = settings.suppress_chown && (userns || userns::uid_map_has_single_user());
     let mapper = if ranges {
         // Before the seccomp filter: its NO_NEW_PRIVS would disarm the setuid newuidmap.

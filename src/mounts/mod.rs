@@ -94,6 +94,9 @@ pub struct Context<'a> {
     pub debug: bool,
     /// The sandbox's binfmt_misc instance (`--binfmt-register`): the root is stacked on it.
     pub floor: Option<&'a crate::binfmt::Instance>,
+    /// `--unshare-pid`: `--proc` mounts a procfs of the new PID namespace instead of binding the
+    /// caller's.
+    pub new_proc: bool,
 }
 
 /// One operation's view: the storage, the plan (for overlay lower directories), the context.
@@ -106,6 +109,7 @@ struct Work<'w, 'p> {
     /// when it had to ignore the signal.
     fsize_checked: bool,
     sigxfsz: Option<sys::Disposition>,
+    new_proc: bool,
 }
 
 /// Builds the sandbox and makes it the root. On return the cwd is the new `/`.
@@ -140,6 +144,7 @@ pub fn setup(plan: &Plan<'_>, storage: &mut Storage, context: &Context<'_>) -> R
         umask: context.umask.bits(),
         fsize_checked: false,
         sigxfsz: None,
+        new_proc: context.new_proc,
     };
     for op in plan.iter() {
         // An operation outside the open destination parent may change it (mount over it, or
@@ -400,6 +405,11 @@ fn mount_point_dir(s: &mut Storage, op: &Op) -> Result<()> {
 fn proc(ctx: &mut Work<'_, '_>, op: &Op) -> Result<()> {
     let s = &mut *ctx.scratch;
     mount_point_dir(s, op)?;
+    if ctx.new_proc {
+        // Mounted from inside the new PID namespace, so it shows that namespace.
+        let flags = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
+        return rustix::mount::mount(c"proc", s.target.as_cstr(), c"proc", flags, None).during(Syscall::Mount);
+    }
     bind_resolved(c"oldroot/proc", s.target.as_cstr(), 0)
 }
 
