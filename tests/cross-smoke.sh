@@ -24,6 +24,9 @@ check relative 1 "mkosi-sandbox: --dir x: destination is not an absolute path" -
 # no binds here; that path reports ENOSYS with the original's explanation.
 check sandbox-exec 127 "mkosi-sandbox: /nonexistent: execvp: No such file or directory" \
 	--tmpfs /tmp --dir /var/tmp --write hi /etc/x --symlink usr/bin /bin -- /nonexistent
+# --unshare-pid: the init and the command's process (raw clone, signal mask, sigtimedwait) on aarch64.
+check pidns-exec 127 "mkosi-sandbox: /nonexistent: execvp: No such file or directory" \
+	--tmpfs /tmp --proc /proc --unshare-pid --die-with-parent -- /nonexistent
 # qemu-user lacks open_tree(): the read-only bind reports ENOSYS with the original's explanation.
 set +e; err=$($run "$bin" --ro-bind /usr /usr -- /nonexistent 2>&1 >/dev/null); status=$?; set -e
 case "$err" in
