@@ -161,6 +161,17 @@ emit "|---|---:|---:|"
 printf '%s\n%s\n' "$res" "$res_py" | awk -F'\t' '{ printf "| %s | %s | %d |\n", $1, $2, $3 }' >> "$tmp"
 echo "$res" >&2; echo "$res_py" >&2
 
+# 8. A PID namespace (--unshare-pid): the init of our own and two more processes, against
+# bubblewrap's on the same workload, and our run without it.
+table "8. tools sandbox as root with --unshare-pid" "$(R 300)" \
+	"$(spec ours "$ours" "${BASE_OPTS[@]}" --unshare-pid -- /payload)" \
+	"$(spec ours-without "$ours" "${BASE_OPTS[@]}" -- /payload)" \
+	"$(spec bwrap /usr/bin/bwrap --unshare-pid "${BASE_OPTS[@]}" -- /payload)"
+table "8. tools sandbox as uid 65534 with --become-root --unshare-pid" "$(R 300)" -u 65534 \
+	"$(spec ours "$ours" "${BASE_OPTS[@]}" --become-root --unshare-pid -- /payload)" \
+	"$(spec ours-without "$ours" "${BASE_OPTS[@]}" --become-root -- /payload)" \
+	"$(spec bwrap /usr/bin/bwrap --unshare-user --uid 0 --gid 0 --unshare-pid "${BASE_OPTS[@]}" -- /payload)"
+
 # Size and user-space instructions per start (callgrind counts are stable on a noisy machine).
 # valgrind 3.19 does not know open_tree()/mount_setattr(), so the instruction count uses the
 # writable variant of workload 2 (binds through mount(2)); it stops at exec (of a missing command).
