@@ -75,7 +75,7 @@ demo: build
 		sh -c 'echo "# id"; id; echo "# ls -l /"; ls -l /; echo "# mounts"; cut -d" " -f5,6,9 /proc/self/mountinfo'
 
 bench: build
-	sh bench/run.sh $(abspath $(BIN))
+	bash bench/run.sh $(abspath $(BIN))
 
 # Those mkosi builds, interleaved: stock, stock without the package copy, through this binary.
 bench-mkosi: build
