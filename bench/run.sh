@@ -166,7 +166,7 @@ echo "$res" >&2; echo "$res_py" >&2
 # same three processes with nothing else: its two forms bound what the structure costs.
 gcc -O2 -static -nostdlib -fno-stack-protector -o "$cache/pidns-skeleton" "$here/pidns-skeleton.c"
 for who in root 65534; do
-	if [ $who = root ]; then u=(); extra=(); bw=(); title="as root"
+	if [ $who = root ]; then u=(); extra=(); bw=(); title="as root with"
 	else u=(-u 65534); extra=(--become-root); bw=(--unshare-user --uid 0 --gid 0); title="as uid 65534 with --become-root"; fi
 	table "8. tools sandbox $title --unshare-pid" "$(R 300)" "${u[@]}" \
 		"$(spec ours "$ours" "${BASE_OPTS[@]}" "${extra[@]}" --unshare-pid -- /payload)" \
