@@ -33,7 +33,7 @@ use crate::decimal;
 use crate::error::{During, Error, Result, Syscall};
 use crate::process::env::Environment;
 use crate::sys;
-use crate::sys::ChildAction;
+use crate::sys::Disposition;
 use crate::sys::supervise::{self, SigSet};
 
 /// Forwarded to the command: the list, plus SIGCONT so that a caller can resume a
@@ -76,7 +76,7 @@ pub fn die_with(parent: Option<Pid>) -> Result<()> {
 #[derive(Clone, Copy)]
 struct Saved {
     mask: SigSet,
-    chld: ChildAction,
+    chld: Disposition,
 }
 
 /// What [`start`] makes of this process.
@@ -94,7 +94,7 @@ pub enum Role {
 /// the init never returns. The init dies with the sandbox process, so that even a SIGKILL to the
 /// sandbox ends everything in it.
 pub fn start(env: &mut Environment<'_>, bump: &mut Bump<'static>) -> Result<Role> {
-    let mask = supervise::block(&WAITED).during(Syscall::Sigprocmask).map_err(unshare_pid)?;
+    let mask = supervise::block(&WAITED).during(Syscall::RtSigprocmask).map_err(unshare_pid)?;
     let chld = sys::default_sigchld();
     let saved = Saved { mask, chld };
     // The init cannot use getppid() (its parent is outside its namespace): it watches a pidfd.
@@ -146,7 +146,7 @@ fn release_and_supervise(init: Pid) -> Result<i32> {
     // follows the command's pivot_root() into the sandbox.
     rustix::process::chdir(c"/").during(Syscall::Chdir)?;
     loop {
-        let got = supervise::wait_signal(&WAITED).during(Syscall::Sigwaitinfo)?;
+        let got = supervise::wait_signal(&WAITED).during(Syscall::RtSigtimedwait)?;
         if got.signo == SIGCHLD {
             if let Some((_, status)) =
                 rustix::process::waitpid(Some(init), WaitOptions::NOHANG).during(Syscall::Wait4)?
@@ -167,7 +167,7 @@ fn spawn_command(saved: Saved, env: &mut Environment<'_>, bump: &mut Bump<'stati
             if saved.chld.ignored() {
                 sys::restore_sigchld(&saved.chld);
             }
-            supervise::set_mask(&saved.mask).during(Syscall::Sigprocmask).map_err(unshare_pid)?;
+            supervise::set_mask(&saved.mask).during(Syscall::RtSigprocmask).map_err(unshare_pid)?;
             if env.get(b"LISTEN_PID").is_some() {
                 let mut digits = [0u8; decimal::MAX_DIGITS];
                 let pid = rustix::process::getpid().as_raw_nonzero().get() as u64;

@@ -244,51 +244,6 @@ pub fn fork() -> SysResult<Option<rustix::process::Pid>> {
     }
 }
 
-/// SIGCHLD's disposition as the caller left it (see [`default_sigchld`]).
-#[derive(Clone, Copy)]
-pub struct ChildAction(linux_raw_sys::general::kernel_sigaction);
-
-impl ChildAction {
-    /// Whether the caller ignored SIGCHLD (then the kernel would reap our children itself).
-    pub fn ignored(&self) -> bool {
-        // Handlers do not survive exec: what the caller left is SIG_DFL (0) or SIG_IGN (non-null).
-        self.0.sa_handler_kernel.is_some()
-    }
-}
-
-/// `rt_sigaction(SIGCHLD, new, &old)`; the old action stays SIG_DFL if the call fails (it cannot
-/// with these arguments).
-fn sigaction_chld(new: &linux_raw_sys::general::kernel_sigaction) -> ChildAction {
-    use linux_raw_sys::general::{SIGCHLD, kernel_sigaction, kernel_sigset_t};
-    // SAFETY: kernel_sigaction is a plain C struct whose all-zero value is valid: SIG_DFL (a None
-    // handler), no flags, no restorer, an empty mask.
-    let mut old: kernel_sigaction = unsafe { core::mem::zeroed() };
-    // SAFETY: `new` and `old` are valid kernel_sigactions alive for the call, with the mask size
-    // passed; no handler is installed, so no restorer is needed.
-    unsafe {
-        sc::syscall!(
-            RT_SIGACTION,
-            SIGCHLD as usize,
-            new as *const kernel_sigaction,
-            &mut old as *mut kernel_sigaction,
-            core::mem::size_of::<kernel_sigset_t>()
-        )
-    };
-    ChildAction(old)
-}
-
-/// Restores the default disposition of SIGCHLD, so that `waitpid()` sees the exit status even
-/// when the caller left SIGCHLD ignored; returns the caller's, for [`restore_sigchld`].
-pub fn default_sigchld() -> ChildAction {
-    // SAFETY: as in `sigaction_chld`: all-zero is SIG_DFL with no flags and an empty mask.
-    sigaction_chld(&unsafe { core::mem::zeroed() })
-}
-
-/// Puts back the disposition [`default_sigchld`] replaced (before the command's exec).
-pub fn restore_sigchld(action: &ChildAction) {
-    sigaction_chld(&action.0);
-}
-
 /// `exit_group(2)`: ends the process at once (used where no clean return is possible).
 pub fn exit_group(status: i32) -> ! {
     loop {
@@ -302,7 +257,32 @@ pub fn exit_group(status: i32) -> ! {
 const SIG_IGN: usize = 1;
 
 /// A signal disposition as `rt_sigaction()` reports it, to be put back later.
+#[derive(Clone, Copy)]
 pub struct Disposition(linux_raw_sys::general::kernel_sigaction);
+
+impl Disposition {
+    /// Whether it is SIG_IGN: handlers do not survive exec, so what a caller left this process is
+    /// SIG_DFL (a None handler) or SIG_IGN.
+    pub fn ignored(&self) -> bool {
+        self.0.sa_handler_kernel.is_some()
+    }
+}
+
+/// Restores the default disposition of SIGCHLD, so that `waitpid()` sees the exit status even
+/// when the caller left SIGCHLD ignored; returns the caller's, for [`restore_sigchld`].
+pub fn default_sigchld() -> Disposition {
+    // SAFETY: all-zero is a valid kernel_sigaction: SIG_DFL (a None handler), no flags, an empty
+    // mask, no restorer; `old` is overwritten by the kernel.
+    let (dfl, mut old) = unsafe { (core::mem::zeroed(), core::mem::zeroed()) };
+    // Cannot fail with these arguments; if it did, `old` stays SIG_DFL.
+    let _ = set_sigaction(linux_raw_sys::general::SIGCHLD, &dfl, Some(&mut old));
+    Disposition(old)
+}
+
+/// Puts back what [`default_sigchld`] replaced (before the command's exec).
+pub fn restore_sigchld(old: &Disposition) {
+    let _ = set_sigaction(linux_raw_sys::general::SIGCHLD, &old.0, None);
+}
 
 /// Ignores SIGXFSZ and returns the caller's disposition: a `--write` past RLIMIT_FSIZE then fails
 /// with EFBIG (reported in one line) instead of killing the sandbox without a word.
