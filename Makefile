@@ -6,7 +6,8 @@ BIN     := target/$(TARGET)/release/mkosi-sandbox
 ARM_BIN := target/$(ARM)/release/mkosi-sandbox
 CARGO   ?= cargo
 
-.PHONY: all build aarch64 targets check test unit e2e cross-smoke differential fuzz fuzz-short initramfs test-mkosi demo bench bench-mkosi clean
+.PHONY: all build aarch64 targets check test unit e2e cross-smoke differential fuzz fuzz-short \
+	initramfs test-mkosi demo bench bench-mkosi clean initramfs-aarch64
 
 all: build
 
@@ -56,11 +57,14 @@ fuzz: build
 fuzz-short: build
 	python3 tests/fuzz.py $(BIN) --cases 150 --seed 12
 
-# The pivot_root() fallback, in a real initramfs booted under qemu.
+# Debian's kernel under qemu: an initramfs (pivot_root() fails, MS_MOVE fallback), then a tmpfs root.
 initramfs: build
-	bash tests/initramfs.sh $(BIN)
+	bash tests/initramfs.sh x86_64 $(BIN)
 
-test: unit e2e cross-smoke differential fuzz-short initramfs
+initramfs-aarch64: aarch64
+	bash tests/initramfs.sh aarch64 $(ARM_BIN)
+
+test: unit e2e cross-smoke differential fuzz-short initramfs initramfs-aarch64
 
 # Real clients: mkosi 25.3 and 27.1 (Debian packages) build the same image with their own sandbox
 # and through this binary (contrib/mkosi/patch-mkosi); the images must be identical. Network, root.
