@@ -5,6 +5,8 @@ ARM     := aarch64-unknown-linux-musl
 BIN     := target/$(TARGET)/release/mkosi-sandbox
 ARM_BIN := target/$(ARM)/release/mkosi-sandbox
 CARGO   ?= cargo
+# Installs what a suite needs (tests/prereqs.list) or prints one SKIP line, then runs it.
+SUITE   := tests/prereqs.sh
 
 .PHONY: all build aarch64 targets check test unit e2e cross-smoke differential fuzz fuzz-short \
 	initramfs test-mkosi demo bench bench-mkosi clean initramfs-aarch64
@@ -38,15 +40,15 @@ check:
 
 # End-to-end tests run the static binary for real (root, and nobody via setpriv).
 e2e: build
-	MKOSI_SANDBOX=$(abspath $(BIN)) $(CARGO) test --test '*'
+	$(SUITE) e2e -- env MKOSI_SANDBOX=$(abspath $(BIN)) $(CARGO) test --test '*'
 
 # The aarch64 build links and runs (under qemu-user when not on aarch64).
 cross-smoke: aarch64
-	sh tests/cross-smoke.sh $(ARM_BIN)
+	$(SUITE) cross-smoke -- sh tests/cross-smoke.sh $(ARM_BIN)
 
 # The same command lines under the Python original (fetched from Debian) and this binary.
 differential: build
-	bash tests/differential.sh $(BIN)
+	$(SUITE) differential -- bash tests/differential.sh $(BIN)
 
 # Random command lines under both (tests/fuzz.py); a short fixed-seed run is part of `make test`.
 FUZZ_CASES ?= 5000
@@ -59,10 +61,10 @@ fuzz-short: build
 
 # Debian's kernel under qemu: an initramfs (pivot_root() fails, MS_MOVE fallback), then a tmpfs root.
 initramfs: build
-	bash tests/initramfs.sh x86_64 $(BIN)
+	$(SUITE) initramfs -- bash tests/initramfs.sh x86_64 $(BIN)
 
 initramfs-aarch64: aarch64
-	bash tests/initramfs.sh aarch64 $(ARM_BIN)
+	$(SUITE) initramfs-aarch64 -- bash tests/initramfs.sh aarch64 $(ARM_BIN)
 
 test: unit e2e cross-smoke differential fuzz-short initramfs initramfs-aarch64
 
