@@ -5,11 +5,23 @@ ARM     := aarch64-unknown-linux-musl
 BIN     := target/$(TARGET)/release/mkosi-sandbox
 ARM_BIN := target/$(ARM)/release/mkosi-sandbox
 CARGO   ?= cargo
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+
+# Installation directories (GNU conventions; DESTDIR for staged installs).
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+DATADIR     ?= $(PREFIX)/share
+MANDIR      ?= $(DATADIR)/man
+BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
+# Release tarballs are dated by the last commit unless SOURCE_DATE_EPOCH says otherwise.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null)
+export SOURCE_DATE_EPOCH
 # Installs what a suite needs (tests/prereqs.list) or prints one SKIP line, then runs it.
 SUITE   := tests/prereqs.sh
 
 .PHONY: all build aarch64 targets check test unit e2e cross-smoke differential fuzz fuzz-short \
-	initramfs test-mkosi demo bench bench-mkosi clean initramfs-aarch64
+	initramfs test-mkosi demo bench bench-mkosi clean initramfs-aarch64 install-test reproducible \
+	install uninstall dist
 
 all: build
 
@@ -66,7 +78,29 @@ initramfs: build
 initramfs-aarch64: aarch64
 	$(SUITE) initramfs-aarch64 -- bash tests/initramfs.sh aarch64 $(ARM_BIN)
 
-test: unit e2e cross-smoke differential fuzz-short initramfs initramfs-aarch64
+# Two clean clones in different directories give the same `make dist` bytes.
+reproducible:
+	$(SUITE) dist -- bash tests/reproducible.sh
+
+# make install/uninstall into a scratch DESTDIR.
+install-test: build
+	sh tests/install.sh
+
+test: unit e2e cross-smoke differential fuzz-short initramfs initramfs-aarch64 install-test reproducible
+
+install: build
+	install -D -m 755 $(BIN) $(DESTDIR)$(BINDIR)/mkosi-sandbox
+	install -D -m 644 doc/mkosi-sandbox.1 $(DESTDIR)$(MANDIR)/man1/mkosi-sandbox.1
+	install -D -m 644 completions/bash/mkosi-sandbox $(DESTDIR)$(BASHCOMPDIR)/mkosi-sandbox
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/mkosi-sandbox $(DESTDIR)$(MANDIR)/man1/mkosi-sandbox.1 \
+		$(DESTDIR)$(BASHCOMPDIR)/mkosi-sandbox
+
+# dist/mkosi-sandbox-VERSION-{x86_64,aarch64}.tar.gz: binary, man page, completion, licence, sums.
+dist: build aarch64
+	rm -rf dist
+	sh tools/dist.sh $(VERSION) dist x86_64=$(BIN) aarch64=$(ARM_BIN)
 
 # Real clients: mkosi 25.3 and 27.1 (Debian packages) build the same image with their own sandbox
 # and through this binary (contrib/mkosi/patch-mkosi); the images must be identical. Network, root.
