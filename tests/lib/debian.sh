@@ -19,12 +19,12 @@ deb_mirror() {
 	echo "${m%/}"
 }
 
-# deb_index SUITE ARCH: path of the uncompressed Packages index (cached for a day).
+# deb_index SUITE ARCH: path of the Packages.xz index (cached for a day; checked by xz).
 deb_index() {
-	local suite=$1 arch=$2 out="$DEB_CACHE/$1-$2-Packages"
+	local suite=$1 arch=$2 out="$DEB_CACHE/$1-$2-Packages.xz"
 	mkdir -p "$DEB_CACHE"
 	if [ -z "$(find "$out" -mmin -1440 2>/dev/null)" ]; then
-		deb_curl "$(deb_mirror)/dists/$suite/main/binary-$arch/Packages.xz" | xz -dc > "$out.tmp" &&
+		deb_curl "$(deb_mirror)/dists/$suite/main/binary-$arch/Packages.xz" -o "$out.tmp" && xz -t "$out.tmp" &&
 			mv "$out.tmp" "$out" || { rm -f "$out.tmp"; echo "debian: cannot fetch the $suite $arch index" >&2; return 1; }
 	fi
 	echo "$out"
@@ -34,7 +34,8 @@ deb_index() {
 deb_field() {
 	local index
 	index=$(deb_index "$1" "$2") || return 1
-	awk -v RS= -v pkg="$3" '$0 ~ "(^|\n)Package: " pkg "\n"' "$index" | sed -n "s/^$4: //p" | head -n 1
+	{ xz -dc "$index" 2>/dev/null || true; } | awk -v RS= -v pkg="$3" '$0 ~ "(^|\n)Package: " pkg "\n" { print; exit }' |
+		sed -n "s/^$4: //p" | head -n 1
 }
 
 # deb_fetch SUITE ARCH PACKAGE: downloads the package (checked) into the cache, prints its path.
