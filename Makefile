@@ -13,9 +13,9 @@ BINDIR      ?= $(PREFIX)/bin
 DATADIR     ?= $(PREFIX)/share
 MANDIR      ?= $(DATADIR)/man
 BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
-# Release tarballs are dated by the last commit unless SOURCE_DATE_EPOCH says otherwise.
-SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null)
-export SOURCE_DATE_EPOCH
+# Release tarballs are dated by SOURCE_DATE_EPOCH, else by the last commit (looked up only when
+# needed: on a fresh machine git may arrive with the suite that needs it).
+DIST_EPOCH = $(or $(SOURCE_DATE_EPOCH),$(shell git log -1 --format=%ct 2>/dev/null))
 # Installs what a suite needs (tests/prereqs.list) or prints one SKIP line, then runs it.
 SUITE   := tests/prereqs.sh
 
@@ -100,7 +100,7 @@ uninstall:
 # dist/mkosi-sandbox-VERSION-{x86_64,aarch64}.tar.gz: binary, man page, completion, licence, sums.
 dist: build aarch64
 	rm -rf dist
-	sh tools/dist.sh $(VERSION) dist x86_64=$(BIN) aarch64=$(ARM_BIN)
+	SOURCE_DATE_EPOCH=$(DIST_EPOCH) sh tools/dist.sh $(VERSION) dist x86_64=$(BIN) aarch64=$(ARM_BIN)
 
 # Real clients: mkosi 25.3 and 27.1 (Debian packages) build the same image with their own sandbox
 # and through this binary (contrib/mkosi/patch-mkosi); the images must be identical. Network, root.
