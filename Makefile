@@ -32,9 +32,9 @@ build: targets
 aarch64: targets
 	$(CARGO) build --release --target $(ARM)
 
-# Add the musl targets when rustup lacks them.
+# Add the musl targets when rustup lacks them (a toolchain without rustup must have them).
 targets:
-	@for t in $(TARGET) $(ARM); do \
+	@command -v rustup >/dev/null || exit 0; for t in $(TARGET) $(ARM); do \
 		rustup target list --installed | grep -qx $$t || rustup target add $$t; \
 	done
 
