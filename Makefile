@@ -44,6 +44,7 @@ unit:
 # The gate that needs neither root nor network: format, lints (warnings are errors; the unsafe
 # lints are in Cargo.toml), documentation, unit tests, and the module layering.
 check:
+	@$(SUITE) check
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps
