@@ -20,7 +20,6 @@ trap 'rm -rf "$tmp"' EXIT
 deb_extract "$deb" "$tmp" ./bin/busybox
 file "$tmp/bin/busybox" | grep -q 'statically linked' ||
 	{ echo "foreign-busybox: busybox-static:$arch is not static" >&2; exit 1; }
-cp "$tmp/bin/busybox" "$out.tmp"
-chmod 755 "$out.tmp"
-mv "$out.tmp" "$out"
+chmod 755 "$tmp/bin/busybox"
+mv "$tmp/bin/busybox" "$out.$$" && mv "$out.$$" "$out"   # atomic: test threads run this at once
 echo "$out"

@@ -21,11 +21,13 @@ deb_mirror() {
 
 # deb_index SUITE ARCH: path of the Packages.xz index (cached for a day; checked by xz).
 deb_index() {
-	local suite=$1 arch=$2 out="$DEB_CACHE/$1-$2-Packages.xz"
+	local suite=$1 arch=$2 out="$DEB_CACHE/$1-$2-Packages.xz" tmp
 	mkdir -p "$DEB_CACHE"
 	if [ -z "$(find "$out" -mmin -1440 2>/dev/null)" ]; then
-		deb_curl "$(deb_mirror)/dists/$suite/main/binary-$arch/Packages.xz" -o "$out.tmp" && xz -t "$out.tmp" &&
-			mv "$out.tmp" "$out" || { rm -f "$out.tmp"; echo "debian: cannot fetch the $suite $arch index" >&2; return 1; }
+		# A temporary name of its own: test threads fetch concurrently; the rename is atomic.
+		tmp=$(mktemp "$out.XXXXXX")
+		deb_curl "$(deb_mirror)/dists/$suite/main/binary-$arch/Packages.xz" -o "$tmp" && xz -t "$tmp" && chmod 644 "$tmp" &&
+			mv "$tmp" "$out" || { rm -f "$tmp"; echo "debian: cannot fetch the $suite $arch index" >&2; return 1; }
 	fi
 	echo "$out"
 }
@@ -40,15 +42,16 @@ deb_field() {
 
 # deb_fetch SUITE ARCH PACKAGE: downloads the package (checked) into the cache, prints its path.
 deb_fetch() {
-	local file sum out
+	local file sum out tmp
 	file=$(deb_field "$1" "$2" "$3" Filename) || return 1
 	sum=$(deb_field "$1" "$2" "$3" SHA256)
 	[ -n "$file" ] && [ -n "$sum" ] || { echo "debian: no $3 for $2 in $1" >&2; return 1; }
 	out="$DEB_CACHE/${file##*/}"
 	if ! echo "$sum  $out" | sha256sum -c --status 2>/dev/null; then
-		deb_curl "$(deb_mirror)/$file" -o "$out.tmp" || { echo "debian: cannot fetch $file" >&2; return 1; }
-		echo "$sum  $out.tmp" | sha256sum -c --status || { echo "debian: $file: SHA-256 mismatch" >&2; return 1; }
-		mv "$out.tmp" "$out"
+		tmp=$(mktemp "$out.XXXXXX")
+		deb_curl "$(deb_mirror)/$file" -o "$tmp" || { rm -f "$tmp"; echo "debian: cannot fetch $file" >&2; return 1; }
+		echo "$sum  $tmp" | sha256sum -c --status || { rm -f "$tmp"; echo "debian: $file: SHA-256 mismatch" >&2; return 1; }
+		chmod 644 "$tmp" && mv "$tmp" "$out"
 	fi
 	echo "$out"
 }
