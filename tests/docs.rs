@@ -33,13 +33,13 @@ fn long_options(text: &str) -> BTreeSet<String> {
     found
 }
 
-/// The options the man page documents: the `.TP` entries of its OPTIONS section.
+/// The options the man page documents: the `.TP` (and `.TQ`) entries of its OPTIONS section.
 fn man_options() -> BTreeSet<String> {
     let man = source(MAN);
     let section = man.split("\n.SH OPTIONS\n").nth(1).expect("the man page has an OPTIONS section");
     let section = section.split("\n.SH ").next().unwrap();
     let lines: Vec<&str> = section.lines().collect();
-    lines.windows(2).filter(|w| w[0] == ".TP").flat_map(|w| long_options(w[1])).collect()
+    lines.windows(2).filter(|w| w[0] == ".TP" || w[0] == ".TQ").flat_map(|w| long_options(w[1])).collect()
 }
 
 /// The options `--help` lists: the first word of each indented option line.
