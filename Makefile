@@ -67,10 +67,10 @@ differential: build
 FUZZ_CASES ?= 5000
 FUZZ_SEED  ?= $(shell date +%s)
 fuzz: build
-	python3 tests/fuzz.py $(BIN) --cases $(FUZZ_CASES) --seed $(FUZZ_SEED)
+	$(SUITE) fuzz -- python3 tests/fuzz.py $(BIN) --cases $(FUZZ_CASES) --seed $(FUZZ_SEED)
 
 fuzz-short: build
-	python3 tests/fuzz.py $(BIN) --cases 150 --seed 12
+	$(SUITE) fuzz -- python3 tests/fuzz.py $(BIN) --cases 150 --seed 12
 
 # Debian's kernel under qemu: an initramfs (pivot_root() fails, MS_MOVE fallback), then a tmpfs root.
 initramfs: build
