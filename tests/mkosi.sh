@@ -69,13 +69,14 @@ done
 
 # 27.x enters the sandbox in-process for glob_in_sandbox()/exists_in_sandbox() (RHEL, openSUSE
 # builds only); the patched copy runs them as commands through this binary: same answers.
+# Unbuffered (-u): stock forks in-process, and a child would print a buffered line again.
 probe='
 from mkosi.run import exists_in_sandbox, glob_in_sandbox, sandbox_cmd
 print(exists_in_sandbox("/usr/bin/env", sandbox=sandbox_cmd()), exists_in_sandbox("/nonexistent", sandbox=sandbox_cmd()))
 print(glob_in_sandbox("usr/lib/os-rel*", "usr/bin/tru[e]", "nothing*", sandbox=sandbox_cmd()))
 '
-stock=$(cd / && PYTHONPATH="$W/variants/27.1-stock" /usr/bin/python3 -c "$probe" 2>&1)
-patched=$(cd / && PYTHONPATH="$W/variants/27.1-patched" /usr/bin/python3 -c "$probe" 2>&1)
+stock=$(cd / && PYTHONPATH="$W/variants/27.1-stock" /usr/bin/python3 -u -c "$probe" 2>&1)
+patched=$(cd / && PYTHONPATH="$W/variants/27.1-patched" /usr/bin/python3 -u -c "$probe" 2>&1)
 if [ "$stock" = "$patched" ] && [ "$(echo "$stock" | head -n 1)" = "True False" ] && echo "$stock" | grep -q "/usr/bin/true"; then
 	ok
 else
