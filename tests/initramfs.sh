@@ -3,9 +3,10 @@
 # the initramfs runs tests/initramfs/checks.sh twice: with `/` on rootfs, where pivot_root()
 # fails and the sandbox must take the original's MS_MOVE + chroot fallback, and after
 # switch_root onto a tmpfs, where pivot_root() works. Each time as root and as uid 65534: mounts,
-# modes, /dev, uid/gid maps, --unshare-net, and --suppress-chown/--suppress-sync for the native
-# ABI and the 32-bit one (i386, 32-bit ARM), with busybox and with raw calls that fail without
-# the filter. Kernel and static busybox (native and 32-bit) come from Debian's archive.
+# modes, /dev, uid/gid maps, --unshare-net, --unshare-pid, and --suppress-chown/--suppress-sync
+# for the native ABI and the 32-bit one (i386, 32-bit ARM), with busybox and with raw calls that
+# fail without the filter; --binfmt-register's refusal on a kernel before 6.7. Kernel and static
+# busybox (native and 32-bit) come from Debian's archive.
 # Usage: initramfs.sh x86_64|aarch64 BINARY
 set -euo pipefail
 arch=$1
@@ -138,6 +139,10 @@ for phase in initramfs tmpfs; do
 			expect "$p sync-ran: yes"
 			expect "$p exit: 0"
 		done
+		# --unshare-pid: the command is pid 2 under this binary as init, whose status it passes on.
+		expect "$phase $user unshare-pid pid: 2"
+		expect "$phase $user unshare-pid init: mkosi-sandbox"
+		expect "$phase $user unshare-pid exit: 7"
 		expect "$phase $user missing mkosi-sandbox: --ro-bind /nope /x: No such file or directory"
 		expect "$phase $user missing exit: 1"
 	done

@@ -47,6 +47,7 @@ for user in root nobody; do
 	sandbox $user calls $base -- sh -c "$calls"
 	sandbox $user suppress $base --suppress-chown --suppress-sync -- sh -c "$calls"
 	sandbox $user suppress-root $base --become-root --suppress-chown --suppress-sync -- sh -c "$calls"
+	sandbox $user unshare-pid $base --unshare-pid -- sh -c 'echo "pid: $$"; echo "init: $(cat /proc/1/comm)"; exit 7'
 	sandbox $user missing --ro-bind /nope /x -- true
 done
 sandbox nobody binfmt --become-root --binfmt-register ":t:E::t::/bin/busybox:" -- busybox echo registered
