@@ -164,6 +164,9 @@ trace_begin() {
 	echo 1 > "$TRACE/options/event-fork"
 	echo $BASHPID > "$TRACE/set_event_pid"
 	echo 1 > "$TRACE/events/syscalls/sys_enter_pivot_root/enable"
+	# The comm a trace line shows comes from a small cache of recent pids ("<...>" or another
+	# process's name when it overflowed); the exec event names the binary for sure.
+	echo 1 > "$TRACE/events/sched/sched_process_exec/enable"
 	echo 1 > "$TRACE/tracing_on"
 }
 
@@ -171,10 +174,27 @@ trace_end() {
 	BUILD_STARTS=""
 	[ -n "$TRACE" ] || return 0
 	echo 0 > "$TRACE/tracing_on"
-	# "  comm-pid  [cpu] flags  timestamp: sys_pivot_root(...)": distinct pids, and their names.
-	BUILD_STARTS=$(grep -v '^#' "$TRACE/trace" | sed -n 's/^ *\(.*\)-\([0-9]\+\) \+\[.*sys_pivot_root.*/\2 \1/p' | sort -u |
-		awk '{ n++; c[$2]++ } END { s = ""; for (k in c) s = s sprintf("%s%s=%d", s == "" ? "" : ",", k, c[k]); print n + 0, s }')
+	# Lines "  comm-pid  [cpu] flags  timestamp: EVENT", in order. Each pid that called pivot_root()
+	# is named by the last binary it exec'd before (sched_process_exec: filename=PATH pid=N ...).
+	BUILD_STARTS=$(grep -v '^#' "$TRACE/trace" | awk '
+		/sched_process_exec: / {
+			for (i = 1; i <= NF; i++) {
+				if ($i ~ /^filename=/) { f = substr($i, 10); sub(/.*\//, "", f) }
+				if ($i ~ /^pid=/) p = substr($i, 5)
+			}
+			bin[p] = f
+			next
+		}
+		/sys_pivot_root\(/ {
+			if (!match($0, /-[0-9]+ +\[/)) next
+			p = substr($0, RSTART + 1, RLENGTH - 1); sub(/ +\[$/, "", p)
+			if (p in seen) next
+			seen[p] = 1; n++
+			c[(p in bin) ? bin[p] : "unknown"]++
+		}
+		END { s = ""; for (k in c) s = s sprintf("%s%s=%d", s == "" ? "" : ",", k, c[k]); print n + 0, s }')
 	echo 0 > "$TRACE/events/syscalls/sys_enter_pivot_root/enable"
+	echo 0 > "$TRACE/events/sched/sched_process_exec/enable"
 	rmdir "$TRACE" 2>/dev/null
 	TRACE=""
 	# Leave the machine as it was: unmount tracefs if this mounted it.
