@@ -15,7 +15,7 @@ deb_mirror() {
 		grep -hs '^deb[[:space:]]' /etc/apt/sources.list /etc/apt/sources.list.d/*.list |
 			awk '{for(i=2;i<=NF;i++) if ($i ~ /^[a-z]+:\/\//) {print $i; break}}'; } |
 		grep -v -e security -e '^$' | grep '/debian/*$' | head -n 1)
-	[ -n "$m" ] || m=http://deb.debian.org/debian
+	[ -n "$m" ] || { echo "debian: no Debian archive in the apt sources" >&2; return 1; }
 	echo "${m%/}"
 }
 
