@@ -209,5 +209,10 @@ emit ""
 emit "Peak RSS of the sandbox process (workload 2, VmHWM right before exec, via --suspend): $hwm KiB."
 emit "(The \"max RSS\" columns above are wait4()'s ru_maxrss, which also counts the spawning timer's image; they are not the sandbox's own.)"
 
+# `make bench-mkosi`'s section (whole image builds, minutes per round) is kept as it was.
+if [ -f "$out" ] && grep -q '^## Real mkosi builds' "$out"; then
+	emit ""
+	sed -n '/^## Real mkosi builds/,$p' "$out" >> "$tmp"
+fi
 mv "$tmp" "$out"
 echo "wrote $out" >&2
