@@ -158,7 +158,8 @@ impl Invalid {
             Invalid::BinfmtRule(why) => why,
             Invalid::BinfmtNoUserNamespace => {
                 "needs a user namespace of the sandbox's own, or the host's binfmt_misc would change; \
-                 a root caller's sandbox has none: run as a regular user with --become-root"
+                 a root caller's sandbox has none without id ranges: add --map-users and --map-groups \
+                 (or --map-auto), or run as a regular user with --become-root"
             }
             Invalid::BinfmtRootUnmapped => {
                 "the sandbox's binfmt_misc belongs to its root user, who exists only with --become-root: \

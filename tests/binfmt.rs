@@ -246,7 +246,8 @@ fn without_a_root_user_namespace_registering_is_refused() {
         assert_eq!(
             refused(true, &args),
             "mkosi-sandbox: --binfmt-register: needs a user namespace of the sandbox's own, or the host's \
-             binfmt_misc would change; a root caller's sandbox has none: run as a regular user with --become-root\n"
+             binfmt_misc would change; a root caller's sandbox has none without id ranges: add --map-users and \
+             --map-groups (or --map-auto), or run as a regular user with --become-root\n"
         );
     }
     assert_eq!(
