@@ -7,7 +7,7 @@
 //!      ─ plan::plan ─→ Plan (de-duplicated, ordered operations)
 //!      ─ process::prepare ─→ Prepared (cwd, terminal; --pack-fds, in the caller's namespaces)
 //!      ─ namespaces::enter (seccomp, unshare, uid/gid maps)
-//!      ─ pidns::start (with --unshare-pid: fork the init, which forks the command's process)
+//!      ─ pidns::start (with --unshare-pid: start the init, which starts the command's process)
 //!      ─ mounts::setup(&Plan) (the new root)
 //!      ─ process::finish, process::exec::execvp
 //! ```
@@ -88,6 +88,7 @@ pub struct Storage {
     mounts: mounts::Storage,
     exec: process::exec::Storage,
     binfmt: binfmt::Storage,
+    pidns: pidns::Storage,
     derived: [u8; MAX_DERIVED_BYTES],
 }
 
@@ -102,6 +103,7 @@ impl Storage {
             mounts: mounts::Storage::new(),
             exec: process::exec::Storage::new(),
             binfmt: binfmt::Storage::new(),
+            pidns: pidns::Storage::new(),
             derived: [0; MAX_DERIVED_BYTES],
         }
     }
@@ -115,7 +117,7 @@ impl Default for Storage {
 
 /// Runs the sandbox; returns the exit status when it does not exec.
 pub fn run(args: &CArgs, environ: &CEnv, storage: &'static mut Storage) -> i32 {
-    let Storage { cli, plan, env, fds, namespaces: ids, mounts, exec, binfmt, derived } = storage;
+    let Storage { cli, plan, env, fds, namespaces: ids, mounts, exec, binfmt, pidns, derived } = storage;
     let mut bump = Bump::new(derived);
 
     let request = match cli::parse(args, cli) {
@@ -148,6 +150,16 @@ pub fn run(args: &CArgs, environ: &CEnv, storage: &'static mut Storage) -> i32 {
     // Before the set-up, so that a caller dying during it is noticed (`pidns::die_with`).
     let parent = pidns::parent(settings.die_with_parent);
 
+    // An error's exit status, after its one line.
+    let outcome = move |result: error::Result<i32>| match result {
+        Ok(status) => status,
+        Err(e) => {
+            let not_found =
+                e.errno() == Some(Errno::NOENT) && matches!(e.cause, Cause::Sys { syscall: Syscall::Execvp, .. });
+            let status = report(&e, term_is_dumb);
+            if not_found { EXIT_NOT_FOUND } else { status }
+        }
+    };
     let result = (|| -> error::Result<i32> {
         let plan = plan::plan(&request, plan, &mut bump)?;
         env.apply_edits(&mut bump, request.setenv, request.unsetenv)?;
@@ -160,36 +172,32 @@ pub fn run(args: &CArgs, environ: &CEnv, storage: &'static mut Storage) -> i32 {
             pidns::die_with(parent)?;
         }
         let floor = if settings.binfmt_register { Some(binfmt::register(binfmt)?) } else { None };
-        // With --unshare-pid, the sandbox process waits here; its grandchild goes on.
-        if settings.unshare_pid
-            && let pidns::Role::Sandbox(status) = pidns::start(&mut env, &mut bump)?
-        {
-            return Ok(status);
-        }
-        let umask = rustix::process::umask(Mode::empty());
-        let context = mounts::Context {
-            ttyname: prepared.ttyname,
-            umask,
-            debug: settings.debug,
-            floor,
-            new_proc: settings.unshare_pid,
-        };
-        mounts::setup(&plan, mounts, &context)?;
-        process::finish(settings, &prepared, umask)?;
+        let mut command = || -> error::Result<i32> {
+            if settings.unshare_pid {
+                pidns::announce(&mut env, &mut bump)?;
+            }
+            let umask = rustix::process::umask(Mode::empty());
+            let context = mounts::Context {
+                ttyname: prepared.ttyname,
+                umask,
+                debug: settings.debug,
+                floor,
+                new_proc: settings.unshare_pid,
+            };
+            mounts::setup(&plan, mounts, &context)?;
+            process::finish(settings, &prepared, umask)?;
 
-        let (command, argv) = args.command(settings.command);
-        let errno = process::exec::execvp(command, argv, &env, exec, mounts.spare_path());
-        Err(Error::sys(Syscall::Execvp, errno).for_argument(command))
-    })();
-    match result {
-        Ok(status) => status,
-        Err(e) => {
-            let not_found =
-                e.errno() == Some(Errno::NOENT) && matches!(e.cause, Cause::Sys { syscall: Syscall::Execvp, .. });
-            let status = report(&e, term_is_dumb);
-            if not_found { EXIT_NOT_FOUND } else { status }
+            let (command, argv) = args.command(settings.command);
+            let errno = process::exec::execvp(command, argv, &env, exec, mounts.spare_path());
+            Err(Error::sys(Syscall::Execvp, errno).for_argument(command))
+        };
+        if settings.unshare_pid {
+            // The sandbox process waits here; the command runs in its grandchild.
+            return pidns::start(pidns, &mut |started| outcome(started.and_then(|()| command())));
         }
-    }
+        command()
+    })();
+    outcome(result)
 }
 
 /// Prints the error (with the original's explanations for ENOSYS and a forbidden unshare);

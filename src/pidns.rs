@@ -10,12 +10,13 @@
 //!
 //! `unshare(CLONE_NEWPID)` moves only the children into the new namespace, and a procfs shows the
 //! namespace of the process that mounts it, so the command's process makes the mounts (the init
-//! forks it first thing, while forking is cheapest). When the command exits the init exits with
-//! its status, and the kernel kills whatever is left in the namespace. The init also dies with
-//! the sandbox process (PDEATHSIG, checked through a pidfd), so killing the sandbox, even with
-//! SIGKILL, ends the namespace.
+//! starts it first thing). The init and the command's process run in the sandbox process's
+//! memory, each on a stack of its own, until the exec (see [`start`]). When the command exits the
+//! init exits with its status, and the kernel kills whatever is left in the namespace. The init
+//! also dies with the sandbox process (PDEATHSIG, checked through a pidfd), so killing the
+//! sandbox, even with SIGKILL, ends the namespace.
 //!
-//! Signals: the forwarded ones and SIGCHLD are blocked before the first fork and taken with
+//! Signals: the forwarded ones and SIGCHLD are blocked before the init starts and taken with
 //! `sigwaitinfo()` by the sandbox and the init alike; nothing is lost before a loop waits, and no
 //! handler ever runs. The command gets the caller's mask back before exec. A signal the terminal
 //! sent (`si_code` SI_KERNEL) went to the whole foreground process group, the command included,
@@ -25,7 +26,8 @@ use linux_raw_sys::general::{
     SI_KERNEL, SIGCHLD, SIGCONT, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH,
 };
 use rustix::event::{PollFd, PollFlags};
-use rustix::fd::OwnedFd;
+
+use rustix::fd::{AsFd, BorrowedFd};
 use rustix::process::{Pid, PidfdFlags, Signal, WaitOptions, WaitStatus};
 
 use crate::containers::Bump;
@@ -34,7 +36,7 @@ use crate::error::{During, Error, Result, Syscall};
 use crate::process::env::Environment;
 use crate::sys;
 use crate::sys::Disposition;
-use crate::sys::supervise::{self, SigSet};
+use crate::sys::supervise::{self, Guarded, SigSet, Stack};
 
 /// Forwarded to the command: the list, plus SIGCONT so that a caller can resume a
 /// `--suspend`ed command through the sandbox.
@@ -79,21 +81,41 @@ struct Saved {
     chld: Disposition,
 }
 
-/// What [`start`] makes of this process.
-pub enum Role {
-    /// The sandbox process, after the init exited: the exit status for the caller.
-    Sandbox(i32),
-    /// The command's process (PID 2 as it sees itself), which goes on to build the sandbox and
-    /// exec the command.
-    Command,
+/// The stacks of the init and of the command's process, which run in the sandbox process's
+/// memory (see [`start`]). Untouched pages cost nothing; the command's needs the depth of the
+/// mounts, the exec and an error report.
+pub struct Storage {
+    init: Stack<INIT_STACK>,
+    command: Stack<COMMAND_STACK>,
 }
 
-/// Forks the init into the PID namespace that `unshare(CLONE_NEWPID)` prepared, which forks the
-/// command's process at once (a fork is cheapest before the mounts touch more memory). Returns in
-/// the sandbox process once the init is gone, with the exit status, and in the command's process;
-/// the init never returns. The init dies with the sandbox process, so that even a SIGKILL to the
+const INIT_STACK: usize = 64 << 10;
+const COMMAND_STACK: usize = 1 << 20;
+
+impl Storage {
+    pub const fn new() -> Self {
+        Self { init: Stack::new(), command: Stack::new() }
+    }
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Starts the init in the PID namespace that `unshare(CLONE_NEWPID)` prepared, which starts the
+/// command's process at once; `command` runs there (with `Ok`, or with the init's error, in the
+/// init) and returns its exit status. Returns in the sandbox process once the init is gone, with
+/// the exit status. The init dies with the sandbox process, so that even a SIGKILL to the
 /// sandbox ends everything in it.
-pub fn start(env: &mut Environment<'_>, bump: &mut Bump<'static>) -> Result<Role> {
+///
+/// Both processes share the sandbox process's memory (clone(CLONE_VM) on stacks of their own)
+/// instead of copies of it: a fork would copy the page tables twice and every page the command's
+/// process then writes would take a copy-on-write fault, and faults are the dearest part of a
+/// start. The sandbox process and the init only wait on their own stacks meanwhile; the command's
+/// process gets a memory of its own at exec.
+pub fn start(stacks: &mut Storage, command: &mut dyn FnMut(Result<()>) -> i32) -> Result<i32> {
     let mask = supervise::block(&WAITED).during(Syscall::RtSigprocmask).map_err(unshare_pid)?;
     let chld = sys::default_sigchld();
     let saved = Saved { mask, chld };
@@ -101,29 +123,35 @@ pub fn start(env: &mut Environment<'_>, bump: &mut Bump<'static>) -> Result<Role
     let sandbox = rustix::process::pidfd_open(rustix::process::getpid(), PidfdFlags::empty())
         .during(Syscall::PidfdOpen)
         .map_err(unshare_pid)?;
-    match sys::fork().during(Syscall::Fork).map_err(unshare_pid)? {
-        None => {
-            init_dies_with(sandbox)?;
-            spawn_command(saved, env, bump)?;
-            Ok(Role::Command)
+    let watched = sandbox.as_fd();
+    // Guarded now, while no other process shares the memory.
+    let mut init_stack = stacks.init.guarded().during(Syscall::Mprotect).map_err(unshare_pid)?;
+    let mut command_stack = stacks.command.guarded().during(Syscall::Mprotect).map_err(unshare_pid)?;
+    let mut init = || match init_dies_with(watched) {
+        Ok(()) => spawn_command(saved, &mut command_stack, command),
+        Err(e) => command(Err(e)),
+    };
+    let supervised = supervise::spawn_init(&mut init_stack, &mut init, |init| match release_and_supervise(init) {
+        Ok(status) => Ok(status),
+        Err(e) => {
+            // Never leave a half-built sandbox behind.
+            let _ = rustix::process::kill_process(init, Signal::KILL);
+            let _ = rustix::process::waitpid(Some(init), WaitOptions::empty());
+            Err(unshare_pid(e))
         }
-        Some(init) => {
-            drop(sandbox);
-            match release_and_supervise(init) {
-                Ok(status) => Ok(Role::Sandbox(status)),
-                Err(e) => {
-                    // Never leave a half-built sandbox behind.
-                    let _ = rustix::process::kill_process(init, Signal::KILL);
-                    let _ = rustix::process::waitpid(Some(init), WaitOptions::empty());
-                    Err(unshare_pid(e))
-                }
-            }
+    });
+    match supervised {
+        Ok(status) => {
+            // close_range() closed it (`release_and_supervise`), or this process is about to exit.
+            core::mem::forget(sandbox);
+            status
         }
+        Err(e) => Err(unshare_pid(Error::sys(Syscall::Clone, e))),
     }
 }
 
 /// The init dies with the sandbox process; if that died before the setting took, exit now.
-fn init_dies_with(sandbox: OwnedFd) -> Result<()> {
+fn init_dies_with(sandbox: BorrowedFd<'_>) -> Result<()> {
     rustix::process::set_parent_process_death_signal(Some(Signal::KILL)).during(Syscall::Prctl).map_err(unshare_pid)?;
     let mut fds = [PollFd::new(&sandbox, PollFlags::IN)];
     let gone = rustix::event::poll(&mut fds, Some(&rustix::event::Timespec { tv_sec: 0, tv_nsec: 0 }))
@@ -139,7 +167,8 @@ fn init_dies_with(sandbox: OwnedFd) -> Result<()> {
 /// `--exec-fd`'s, the caller's directory), then waits.
 fn release_and_supervise(init: Pid) -> Result<i32> {
     // SAFETY: from here on this process only waits, signals and exits: it never uses or drops a
-    // descriptor handle again (the static storage that holds some is never dropped).
+    // descriptor handle again (`start` forgets the init's pidfd; the static storage that holds
+    // some is never dropped).
     #[allow(unsafe_code)]
     unsafe { supervise::close_from(3) }.during(Syscall::CloseRange)?;
     // Its cwd would pin the caller's mount tree, copied into the new mount namespace; "/"
@@ -159,24 +188,33 @@ fn release_and_supervise(init: Pid) -> Result<i32> {
     }
 }
 
-/// In the init: forks the command's process. Returns in it, after it got the caller's signal
-/// state back and `LISTEN_PID` names it; the init never returns from here.
-fn spawn_command(saved: Saved, env: &mut Environment<'_>, bump: &mut Bump<'static>) -> Result<()> {
-    match sys::fork().during(Syscall::Fork).map_err(unshare_pid)? {
-        None => {
-            if saved.chld.ignored() {
-                sys::restore_sigchld(&saved.chld);
-            }
-            supervise::set_mask(&saved.mask).during(Syscall::RtSigprocmask).map_err(unshare_pid)?;
-            if env.get(b"LISTEN_PID").is_some() {
-                let mut digits = [0u8; decimal::MAX_DIGITS];
-                let pid = rustix::process::getpid().as_raw_nonzero().get() as u64;
-                env.set(bump, b"LISTEN_PID", decimal::format(pid, &mut digits))?;
-            }
-            Ok(())
+/// In the init: starts the command's process, which gets the caller's signal state back and runs
+/// `command`; the init reaps. Returns only when the process cannot be made, with `command`'s
+/// report of that.
+fn spawn_command(
+    saved: Saved,
+    stack: &mut Guarded<'_, COMMAND_STACK>,
+    command: &mut dyn FnMut(Result<()>) -> i32,
+) -> i32 {
+    let mut run = || {
+        if saved.chld.ignored() {
+            sys::restore_sigchld(&saved.chld);
         }
-        Some(command) => reap(command),
+        let restored = supervise::set_mask(&saved.mask).during(Syscall::RtSigprocmask).map_err(unshare_pid);
+        command(restored)
+    };
+    let errno = supervise::spawn_sharing_memory(stack, &mut run, reap);
+    command(Err(unshare_pid(Error::sys(Syscall::Clone, errno))))
+}
+
+/// In the command's process, with `--unshare-pid`: `LISTEN_PID` names it (PID 2), if set.
+pub fn announce(env: &mut Environment<'_>, bump: &mut Bump<'static>) -> Result<()> {
+    if env.get(b"LISTEN_PID").is_some() {
+        let mut digits = [0u8; decimal::MAX_DIGITS];
+        let pid = rustix::process::getpid().as_raw_nonzero().get() as u64;
+        env.set(bump, b"LISTEN_PID", decimal::format(pid, &mut digits))?;
     }
+    Ok(())
 }
 
 /// PID 1: forwards signals to the command, reaps every orphan, and exits with the command's

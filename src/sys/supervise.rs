@@ -1,10 +1,12 @@
 //! What a supervising process needs (`--unshare-pid`) and rustix offers only through its unstable,
 //! libc-implementer `runtime` module: the signal mask, synchronous signal waits, and
-//! `close_range`. (`fork` and SIGCHLD's disposition are in [`super`].)
+//! `close_range`; and the processes of a PID namespace that share the sandbox process's memory.
+//! (`fork` and SIGCHLD's disposition are in [`super`].)
 
 #![allow(unsafe_code)]
 
-use core::mem::{MaybeUninit, size_of};
+use core::ffi::{c_int, c_void};
+use core::mem::{MaybeUninit, align_of, size_of};
 
 use linux_raw_sys::general::{SIG_BLOCK, SIG_SETMASK, kernel_sigset_t, siginfo_t};
 use rustix::io::Errno;
@@ -98,6 +100,148 @@ pub unsafe fn close_from(first: u32) -> SysResult<()> {
     // caller's contract (above).
     let ret = unsafe { sc::syscall!(CLOSE_RANGE, first, u32::MAX, 0usize) };
     check(ret).map(drop)
+}
+
+unsafe extern "C" {
+    /// musl's `clone(3)`: the child calls `func(arg)` on `stack` (its highest address; the
+    /// stack grows down) and exits with the result; -1 and errno in the parent on failure.
+    fn clone(
+        func: extern "C" fn(*mut c_void) -> c_int,
+        stack: *mut c_void,
+        flags: c_int,
+        arg: *mut c_void,
+        ...
+    ) -> c_int;
+    fn __errno_location() -> *mut c_int;
+}
+
+/// The largest page size of the kernels we run on (aarch64 may use 64 KiB pages).
+const MAX_PAGE: usize = 64 << 10;
+
+/// The stack of a process that shares this one's memory. Its lowest 64 KiB (the largest page) are made
+/// inaccessible before use, so that an overflow faults instead of writing over what lies below.
+#[repr(C, align(65536))]
+pub struct Stack<const N: usize> {
+    guard: [MaybeUninit<u8>; MAX_PAGE],
+    usable: [MaybeUninit<u8>; N],
+}
+
+const _: () = assert!(align_of::<Stack<0>>() == MAX_PAGE);
+
+impl<const N: usize> Stack<N> {
+    pub const fn new() -> Self {
+        Self { guard: [const { MaybeUninit::uninit() }; MAX_PAGE], usable: [const { MaybeUninit::uninit() }; N] }
+    }
+
+    /// Protects the guard. Best done before any process shares this memory: a change of
+    /// protection in a memory that runs on two CPUs interrupts the other to flush its TLB.
+    pub fn guarded(&mut self) -> SysResult<Guarded<'_, N>> {
+        // SAFETY: the guard is page-aligned (the struct's alignment), a whole number of pages, and
+        // never read or written; mprotect takes no other pointer.
+        let ret =
+            unsafe { sc::syscall!(MPROTECT, self.guard.as_mut_ptr(), MAX_PAGE, linux_raw_sys::general::PROT_NONE) };
+        check(ret)?;
+        Ok(Guarded(self))
+    }
+}
+
+/// A [`Stack`] whose guard is in place.
+pub struct Guarded<'a, const N: usize>(&'a mut Stack<N>);
+
+impl<const N: usize> Guarded<'_, N> {
+    /// The top of the stack (stacks grow down).
+    fn top(&mut self) -> *mut c_void {
+        self.0.usable.as_mut_ptr_range().end.cast()
+    }
+}
+
+impl<const N: usize> Default for Stack<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The child's side of [`clone_vm`]: runs the closure; with `PID_ONE`, only in the init of a PID
+/// namespace (else it exits with status 1 at once).
+extern "C" fn run_child<F: FnMut() -> i32, const PID_ONE: bool>(arg: *mut c_void) -> c_int {
+    if PID_ONE && rustix::process::getpid().as_raw_nonzero().get() != 1 {
+        return 1;
+    }
+    // SAFETY: `arg` is the `&mut F` that `clone_vm` passed; its callers keep it borrowed (and
+    // unused by the parent) for as long as this child can run.
+    let child = unsafe { &mut *arg.cast::<F>() };
+    child()
+}
+
+/// clone(CLONE_VM | SIGCHLD): a new process, in this one's memory, runs `child` on `stack`.
+///
+/// # Safety
+/// The parent must not touch `stack` or what `child` borrows while the child may still run.
+unsafe fn clone_vm<F: FnMut() -> i32, const PID_ONE: bool, const N: usize>(
+    stack: &mut Guarded<'_, N>,
+    child: &mut F,
+) -> SysResult<rustix::process::Pid> {
+    let top = stack.top();
+    let flags = (linux_raw_sys::general::CLONE_VM | linux_raw_sys::general::SIGCHLD) as c_int;
+    let null = core::ptr::null_mut::<c_void>();
+    // SAFETY: the child runs on a stack of its own, guarded below (musl aligns the top), with a
+    // closure that the caller's contract keeps alive and to the child; the unused optional
+    // arguments are NULL. Without CLONE_SETTLS the child shares this thread's pointer: harmless,
+    // as neither process starts threads or uses musl's thread state (raw syscalls only; errno,
+    // read below, is written by this clone() in the parent alone, on failure).
+    let pid = unsafe { clone(run_child::<F, PID_ONE>, top, flags, (child as *mut F).cast(), null, null, null) };
+    if pid >= 0 {
+        return rustix::process::Pid::from_raw(pid).ok_or(Errno::INVAL);
+    }
+    // SAFETY: musl's errno location for this, the only, thread.
+    let errno = Errno::from_raw_os_error(unsafe { *__errno_location() });
+    if errno != Errno::INVAL {
+        return Err(errno);
+    }
+    // qemu-user refuses CLONE_VM without CLONE_THREAD: a plain fork then, whose child has its own
+    // copy of the memory and runs `child` on its copy of this stack.
+    match super::fork()? {
+        None => super::exit_group(run_child::<F, PID_ONE>((child as *mut F).cast())),
+        Some(pid) => Ok(pid),
+    }
+}
+
+/// Starts the init of the PID namespace that `unshare(CLONE_NEWPID)` prepared (no child may have
+/// been made since) in this process's memory: no page tables to copy, no copy-on-write faults.
+/// `init` runs on `stack` while `parent` runs here with its pid; returns what `parent` returns,
+/// once the init is gone. A child that is not PID 1 exits with status 1 at once.
+///
+/// Why this is sound: the init and every process it makes live in the namespace, and the kernel
+/// ends an init's exit only after every other process of its namespace is gone; this function
+/// returns only after that exit (it waits, unless `parent` reaped the init already). Until then
+/// `init` and `stack` stay borrowed, so `parent` cannot touch them.
+pub fn spawn_init<F: FnMut() -> i32, R, const N: usize>(
+    stack: &mut Guarded<'_, N>,
+    init: &mut F,
+    parent: impl FnOnce(rustix::process::Pid) -> R,
+) -> SysResult<R> {
+    // SAFETY: `stack` and `init` stay borrowed until the namespace is empty (above).
+    let pid = unsafe { clone_vm::<F, true, N>(stack, init) }?;
+    let result = parent(pid);
+    // ECHILD: `parent` reaped it, the namespace is gone.
+    let _ = rustix::process::waitid(rustix::process::WaitId::Pid(pid), rustix::process::WaitIdOptions::EXITED);
+    Ok(result)
+}
+
+/// Starts a process in this one's memory that runs `child` on `stack`, while this one goes on
+/// with `parent`, which never returns: `child` and `stack` stay borrowed for good, so nothing in
+/// this process touches them again (its exit leaves the memory to the child). Returns only when
+/// the process cannot be made.
+pub fn spawn_sharing_memory<F: FnMut() -> i32, const N: usize>(
+    stack: &mut Guarded<'_, N>,
+    child: &mut F,
+    parent: fn(rustix::process::Pid) -> !,
+) -> Errno {
+    // SAFETY: `parent` never returns, so `stack` and `child` are never used here again.
+    match unsafe { clone_vm::<F, false, N>(stack, child) } {
+        Ok(pid) => parent(pid),
+        Err(e) => e,
+    }
 }
 
 #[cfg(test)]
