@@ -232,3 +232,57 @@ fn listen_pid_is_the_commands_pid_inside_the_namespace() {
         assert!(fields[2].parse::<u32>().unwrap() >= 1, "{caller:?}: LISTEN_FDS={}", fields[2]);
     }
 }
+
+/// The `State:` letter of a process and its children, from /proc.
+fn state_and_children(pid: u32) -> (char, Vec<u32>) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let state = status.lines().find_map(|l| l.strip_prefix("State:")).and_then(|s| s.trim().chars().next());
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    (state.unwrap_or('?'), children.split_whitespace().filter_map(|p| p.parse().ok()).collect())
+}
+
+#[test]
+fn suspend_stops_the_command_and_sigcont_to_the_sandbox_resumes_it() {
+    needs_root!();
+    for caller in BOTH {
+        let extra = ["--unshare-pid".to_string(), "--suspend".to_string()];
+        let mut child = command(caller, &binary(), &args(&extra, "exit 5")).spawn().unwrap();
+        // The sandbox process (the child: setpriv execs) → the init → the command's process,
+        // which stops itself before exec.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let stopped = loop {
+            let (_, inits) = state_and_children(child.id());
+            let commands: Vec<u32> = inits.iter().flat_map(|&i| state_and_children(i).1).collect();
+            if commands.iter().any(|&c| state_and_children(c).0 == 'T') {
+                break true;
+            }
+            if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        if !stopped {
+            let _ = child.kill();
+        }
+        assert!(stopped, "{caller:?}: the command's process never stopped (status {:?})", child.try_wait());
+        assert!(child.try_wait().unwrap().is_none(), "{caller:?}: the sandbox exited while the command was stopped");
+        kill(&child, Signal::CONT);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            match child.try_wait().unwrap() {
+                Some(status) => break Some(status),
+                None if Instant::now() > deadline => break None,
+                None => std::thread::sleep(Duration::from_millis(20)),
+            }
+        };
+        if status.is_none() {
+            kill(&child, Signal::KILL);
+            child.wait().unwrap();
+        }
+        assert_eq!(
+            status.and_then(|s| s.code()),
+            Some(5),
+            "{caller:?}: SIGCONT to the sandbox did not resume the command"
+        );
+    }
+}
