@@ -110,6 +110,21 @@ fn kill(child: &Child, signal: Signal) {
     rustix::process::kill_process(pid, signal).unwrap();
 }
 
+/// The child's exit code, if it exits within 10 s; else it is killed (and `None`).
+fn exit_code_within_10s(child: &mut Child) -> Option<i32> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match child.try_wait().unwrap() {
+            Some(status) => return status.code(),
+            None if Instant::now() > deadline => break,
+            None => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    kill(child, Signal::KILL);
+    child.wait().unwrap();
+    None
+}
+
 fn args(extra: &[String], script: &str) -> Vec<String> {
     sh(&refs(extra), script)
 }
@@ -158,19 +173,8 @@ fn sigterm_to_the_sandbox_reaches_the_command() {
         std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         assert_eq!(line, "ready\n", "{caller:?}");
         kill(&child, Signal::TERM);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let status = loop {
-            match child.try_wait().unwrap() {
-                Some(status) => break Some(status),
-                None if Instant::now() > deadline => break None,
-                None => std::thread::sleep(Duration::from_millis(20)),
-            }
-        };
-        if status.is_none() {
-            kill(&child, Signal::KILL);
-            child.wait().unwrap();
-        }
-        assert_eq!(status.and_then(|s| s.code()), Some(42), "{caller:?}: SIGTERM did not end the command");
+        let status = exit_code_within_10s(&mut child);
+        assert_eq!(status, Some(42), "{caller:?}: SIGTERM did not end the command");
     }
 }
 
@@ -267,22 +271,7 @@ fn suspend_stops_the_command_and_sigcont_to_the_sandbox_resumes_it() {
         assert!(stopped, "{caller:?}: the command's process never stopped (status {:?})", child.try_wait());
         assert!(child.try_wait().unwrap().is_none(), "{caller:?}: the sandbox exited while the command was stopped");
         kill(&child, Signal::CONT);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let status = loop {
-            match child.try_wait().unwrap() {
-                Some(status) => break Some(status),
-                None if Instant::now() > deadline => break None,
-                None => std::thread::sleep(Duration::from_millis(20)),
-            }
-        };
-        if status.is_none() {
-            kill(&child, Signal::KILL);
-            child.wait().unwrap();
-        }
-        assert_eq!(
-            status.and_then(|s| s.code()),
-            Some(5),
-            "{caller:?}: SIGCONT to the sandbox did not resume the command"
-        );
+        let status = exit_code_within_10s(&mut child);
+        assert_eq!(status, Some(5), "{caller:?}: SIGCONT to the sandbox did not resume the command");
     }
 }
