@@ -10,7 +10,7 @@ use core::ffi::CStr;
 
 use crate::containers::FixedVec;
 use crate::decimal;
-use crate::error::{Error, Invalid, Limit, Overflow, Result};
+use crate::error::{Error, Limit, Overflow, Reason, Result};
 use crate::line::Line;
 use crate::subid::{self, MAX_RANGES, Range, Ranges};
 
@@ -225,6 +225,29 @@ impl Default for Storage {
 
 pub const VERSION: &str = "26~devel";
 
+/// Why a command line is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    MissingArgument,
+    UnrecognizedOption,
+    RelativeDestination,
+    /// `--setenv` with an empty NAME or one containing `=`.
+    VariableName,
+    NotADescriptor,
+}
+
+impl Reason for Refusal {
+    fn text(self) -> &'static str {
+        match self {
+            Refusal::MissingArgument => "missing argument",
+            Refusal::UnrecognizedOption => "unrecognized option",
+            Refusal::RelativeDestination => "destination is not an absolute path",
+            Refusal::VariableName => "invalid variable name",
+            Refusal::NotADescriptor => "not a file descriptor number",
+        }
+    }
+}
+
 pub fn parse<'s, A: Args + ?Sized>(args: &A, storage: &'s mut Storage) -> Result<Parsed<'s>> {
     let Storage { ops, lowerdirs, setenv, unsetenv, binfmt_rules, uid_ranges, gid_ranges } = storage;
     let mut settings = Settings::default();
@@ -247,7 +270,7 @@ pub fn parse<'s, A: Args + ?Sized>(args: &A, storage: &'s mut Storage) -> Result
                 i += 1;
                 Ok(args.arg(i - 1))
             } else {
-                Err(Error::invalid(Invalid::MissingArgument).for_option(opt, prev, None))
+                Err(Error::invalid(Refusal::MissingArgument).for_option(opt, prev, None))
             }
         };
         match name {
@@ -322,7 +345,7 @@ pub fn parse<'s, A: Args + ?Sized>(args: &A, storage: &'s mut Storage) -> Result
                 let key = value("--setenv", None)?;
                 let val = value("--setenv", Some(key))?;
                 if key.to_bytes().is_empty() || key.to_bytes().contains(&b'=') {
-                    return Err(Error::invalid(Invalid::VariableName).for_option("--setenv", Some(key), None));
+                    return Err(Error::invalid(Refusal::VariableName).for_option("--setenv", Some(key), None));
                 }
                 setenv.push((key, val)).overflow(Limit::Setenv)?;
             }
@@ -339,7 +362,7 @@ pub fn parse<'s, A: Args + ?Sized>(args: &A, storage: &'s mut Storage) -> Result
                 match decimal::parse(fd.to_bytes()) {
                     Some(n) => settings.exec_fd = Some(n as i32),
                     None => {
-                        return Err(Error::invalid(Invalid::NotADescriptor).for_option("--exec-fd", Some(fd), None));
+                        return Err(Error::invalid(Refusal::NotADescriptor).for_option("--exec-fd", Some(fd), None));
                     }
                 }
             }
@@ -373,7 +396,7 @@ pub fn parse<'s, A: Args + ?Sized>(args: &A, storage: &'s mut Storage) -> Result
             b"--unshare-pid" => settings.unshare_pid = true,
             b"--die-with-parent" => settings.die_with_parent = true,
             _ if name.first() == Some(&b'-') => {
-                return Err(Error::invalid(Invalid::UnrecognizedOption).for_argument(arg));
+                return Err(Error::invalid(Refusal::UnrecognizedOption).for_argument(arg));
             }
             _ => {
                 i -= 1;
@@ -385,7 +408,7 @@ pub fn parse<'s, A: Args + ?Sized>(args: &A, storage: &'s mut Storage) -> Result
 
     for op in ops.iter() {
         if op.dst.to_bytes().first() != Some(&b'/') {
-            return Err(op.blame(Error::invalid(Invalid::RelativeDestination)));
+            return Err(op.blame(Error::invalid(Refusal::RelativeDestination)));
         }
     }
     Ok(Parsed::Run(Request {
