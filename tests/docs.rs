@@ -1,8 +1,11 @@
-//! The documentation cannot drift from the code: the options that the parser accepts, that
-//! `--help` lists, that the man page documents and that the bash completion offers are one set.
-//! A failure names each option and exactly where it is missing.
+//! The documentation cannot drift from the code: the options of the one table
+//! (`mkosi_sandbox::options::OPTIONS`), those that the parser accepts, that `--help` lists, that
+//! the man page documents and that the bash completion offers are one set, and the completion
+//! knows how many arguments each takes. A failure names each option and exactly where it is
+//! missing.
 
 mod common;
+use mkosi_sandbox::options::OPTIONS;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -62,6 +65,19 @@ fn completion_options() -> BTreeSet<String> {
     long_options(lists)
 }
 
+/// The options of the completion's list `name` (`flags`, `one_arg`, `two_args`).
+fn completion_list(name: &str) -> BTreeSet<String> {
+    let text = source(COMPLETION);
+    let start = format!("local {name}=\"");
+    let list = text.split(&start).nth(1).unwrap_or_else(|| panic!("{COMPLETION} has no list {name}"));
+    long_options(list.split('"').next().unwrap())
+}
+
+/// The table's long names (its short ones, `-h`, are not `--options`).
+fn table_options() -> BTreeSet<String> {
+    OPTIONS.iter().map(|spec| spec.name.to_string()).collect()
+}
+
 /// Whether the parser accepts `option`: followed by unknown options (which any option's
 /// arguments would swallow first), it fails on one of those, not on `option` itself.
 fn parser_accepts(option: &str) -> bool {
@@ -103,14 +119,21 @@ fn man_page_help_completion_and_parser_list_the_same_options() {
     let completion = completion_options();
     let mut candidates = BTreeSet::new();
     source_literals(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut candidates);
+    let table = table_options();
+    candidates.extend(table.iter().cloned());
     candidates.extend(man.iter().cloned());
     candidates.extend(help.iter().cloned());
     candidates.extend(completion.iter().cloned());
     let parser: BTreeSet<String> = candidates.into_iter().filter(|o| parser_accepts(o)).collect();
     assert!(parser.contains("--ro-bind") && parser.contains("--help"), "parser probe broken: {parser:?}");
 
-    let places: [(&str, &BTreeSet<String>); 4] =
-        [("the parser", &parser), ("--help", &help), (MAN, &man), (COMPLETION, &completion)];
+    let places: [(&str, &BTreeSet<String>); 5] = [
+        ("the table (src/options.rs)", &table),
+        ("the parser", &parser),
+        ("--help", &help),
+        (MAN, &man),
+        (COMPLETION, &completion),
+    ];
     let all: BTreeSet<&String> = places.iter().flat_map(|(_, set)| set.iter()).collect();
     let mut problems = Vec::new();
     for option in all {
@@ -125,6 +148,15 @@ fn man_page_help_completion_and_parser_list_the_same_options() {
         "options differ between the parser, --help, the man page and the completion:\n  {}\n",
         problems.join("\n  ")
     );
+}
+
+#[test]
+fn completion_knows_how_many_arguments_each_option_takes() {
+    for (list, arity) in [("flags", 0), ("one_arg", 1), ("two_args", 2)] {
+        let table: BTreeSet<String> =
+            OPTIONS.iter().filter(|spec| spec.arity == arity).map(|spec| spec.name.to_string()).collect();
+        assert_eq!(completion_list(list), table, "{COMPLETION}: list {list} against the table's arity {arity}");
+    }
 }
 
 #[test]
