@@ -259,10 +259,10 @@ fn strip_first(s: &'static CStr) -> &'static CStr {
 }
 
 /// The help text of the original, with our options, capacities and the build (embedded by
-/// build.rs) added.
+/// build.rs) added; on a terminal its one-line summary is highlighted, as there.
 pub fn help(highlight: bool) -> [&'static str; 9] {
     let (on, off) = if highlight { ("\x1b[0;1;39m", "\x1b[0m") } else { ("", "") };
-    [HELP_HEAD, on, off, HELP_PURPOSE, "\n\n", options::HELP, HELP_TAIL, BUILD, "\n"]
+    [HELP_HEAD, on, HELP_PURPOSE, off, "\n\n", options::HELP, HELP_TAIL, BUILD, "\n"]
 }
 
 const BUILD: &str =
@@ -473,6 +473,17 @@ pub(crate) mod tests {
             message(Store::new().parse(&["--map-delegate"])),
             "mkosi-sandbox: --map-delegate: missing argument\n"
         );
+    }
+
+    #[test]
+    fn help_highlights_its_summary_as_the_original_does() {
+        let text = |highlight| help(highlight).concat();
+        assert!(text(true).starts_with(
+            "mkosi-sandbox [OPTIONS...] COMMAND [ARGUMENTS...]\n\n\
+             \x1b[0;1;39mRun the specified command in a custom sandbox.\x1b[0m\n\n  -h --help "
+        ));
+        assert_eq!(text(true).replace("\x1b[0;1;39m", "").replace("\x1b[0m", ""), text(false));
+        assert!(!text(false).contains('\x1b'));
     }
 
     #[test]
