@@ -13,6 +13,7 @@ use core::ffi::CStr;
 
 use rustix::thread::CapabilitySet;
 
+use crate::decimal;
 use crate::error::{During, Error, Reason, Result, Syscall};
 
 /// Why a foreign-UID option is refused.
@@ -42,13 +43,10 @@ impl Reason for Refusal {
 
 /// `--map-delegate N`: Ok for 0 (nothing to delegate), else the one-line refusal.
 pub fn map_delegate(count: &'static CStr) -> Result<()> {
-    let digits = count.to_bytes();
-    let error = if digits.is_empty() || digits.len() > 9 || !digits.iter().all(u8::is_ascii_digit) {
-        Error::invalid(Refusal::NotANumber)
-    } else if digits.iter().all(|&d| d == b'0') {
-        return Ok(());
-    } else {
-        Error::invalid(Refusal::NeedsNsresourced)
+    let error = match decimal::parse(count.to_bytes()) {
+        None => Error::invalid(Refusal::NotANumber),
+        Some(0) => return Ok(()),
+        Some(_) => Error::invalid(Refusal::NeedsNsresourced),
     };
     Err(error.for_option("--map-delegate", Some(count), None))
 }
