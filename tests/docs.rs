@@ -6,8 +6,8 @@
 
 mod common;
 use mkosi_sandbox::options::OPTIONS;
-use std::collections::BTreeSet;
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 const MAN: &str = "doc/mkosi-sandbox.1";
@@ -95,21 +95,27 @@ fn parser_accepts(option: &str) -> bool {
     !err.starts_with(&format!("mkosi-sandbox: {option}: unrecognized option"))
 }
 
-/// Candidates for the parser's options: every "--name" string literal in the sources.
-fn source_literals(dir: &Path, found: &mut BTreeSet<String>) {
+/// Every "--name" string literal in the sources under `dir`, with the file it is in; `code_only`:
+/// not in unit tests (after `#[cfg(test)]`), where made-up names are probes.
+fn source_literals(dir: &Path, code_only: bool, found: &mut BTreeMap<String, PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.is_dir() {
-            source_literals(&path, found);
+            source_literals(&path, code_only, found);
         } else if path.extension().is_some_and(|e| e == "rs") {
             let text = std::fs::read_to_string(&path).unwrap();
+            let text = if code_only { text.split("#[cfg(test)]").next().unwrap().to_string() } else { text };
             for piece in text.split('"').skip(1).step_by(2) {
                 if piece.len() > 2 && long_options(piece).iter().any(|o| o == piece) {
-                    found.insert(piece.to_string());
+                    found.entry(piece.to_string()).or_insert_with(|| path.clone());
                 }
             }
         }
     }
+}
+
+fn sources() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
 }
 
 #[test]
@@ -117,8 +123,10 @@ fn man_page_help_completion_and_parser_list_the_same_options() {
     let man = man_options();
     let help = help_options();
     let completion = completion_options();
-    let mut candidates = BTreeSet::new();
-    source_literals(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut candidates);
+    // Candidates for the parser's options: besides the places above, every "--name" in the sources.
+    let mut literals = BTreeMap::new();
+    source_literals(&sources(), false, &mut literals);
+    let mut candidates: BTreeSet<String> = literals.into_keys().collect();
     let table = table_options();
     candidates.extend(table.iter().cloned());
     candidates.extend(man.iter().cloned());
@@ -148,6 +156,22 @@ fn man_page_help_completion_and_parser_list_the_same_options() {
         "options differ between the parser, --help, the man page and the completion:\n  {}\n",
         problems.join("\n  ")
     );
+}
+
+#[test]
+fn options_named_in_messages_are_options_of_the_table() {
+    // Messages name the option they are about ("--pack-fds: ..."): each name written in the code
+    // must be one of the table's, or a typo would name an option that does not exist.
+    let mut literals = BTreeMap::new();
+    source_literals(&sources(), true, &mut literals);
+    let table = table_options();
+    let strays: Vec<String> = literals
+        .iter()
+        .filter(|(name, _)| !table.contains(*name))
+        .map(|(name, path)| format!("{name} ({})", path.display()))
+        .collect();
+    assert!(literals.contains_key("--pack-fds"), "source scan broken: {literals:?}");
+    assert!(strays.is_empty(), "not options of src/options.rs: {strays:?}");
 }
 
 #[test]
