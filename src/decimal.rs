@@ -1,5 +1,7 @@
 //! Decimal numbers without formatting machinery: the one formatter (messages, `LISTEN_FDS`,
-//! `LISTEN_PID`, uid/gid maps) and the one parser (`--exec-fd`, `/proc/self/fd` names).
+//! `LISTEN_PID`, uid/gid maps) and the one parser, [`parse_u32`] (uid/gid ranges, /etc/subuid and
+//! /etc/passwd fields), with [`parse`] its descriptor-sized form (`--exec-fd`, `--map-delegate`,
+//! binfmt offsets, `/proc/self/fd` names). Nothing else in the crate reads digits.
 
 /// Room for the digits of any `u64`.
 pub const MAX_DIGITS: usize = 20;
@@ -21,10 +23,10 @@ pub fn format(n: u64, buf: &mut [u8; MAX_DIGITS]) -> &[u8] {
 
 /// A descriptor-sized number: 1 to 9 ASCII digits, nothing else (so it always fits an `i32`).
 pub fn parse(s: &[u8]) -> Option<u32> {
-    if s.is_empty() || s.len() > 9 || !s.iter().all(u8::is_ascii_digit) {
+    if s.len() > 9 {
         return None;
     }
-    Some(s.iter().fold(0u32, |n, &b| n * 10 + u32::from(b - b'0')))
+    parse_u32(s)
 }
 
 /// Any `u32`: 1 to 10 ASCII digits (leading zeros allowed) whose value fits, nothing else (uid

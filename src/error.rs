@@ -106,114 +106,11 @@ impl Syscall {
     }
 }
 
-/// Input this program refuses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Invalid {
-    MissingArgument,
-    UnrecognizedOption,
-    RelativeDestination,
-    VariableName,
-    NotADescriptor,
-    NotANumber,
-    /// The seccomp program does not fit its buffer.
-    FilterTooLong,
-    /// The seccomp program fails our copy of the kernel's checks.
-    FilterUnverifiable,
-    /// A `--binfmt-register` rule or its file, as `binfmt::rule` words it (the field at fault).
-    BinfmtRule(&'static str),
-    /// `--binfmt-register` without a user namespace of the sandbox's own.
-    BinfmtNoUserNamespace,
-    /// `--binfmt-register` in a user namespace whose root user is not mapped.
-    BinfmtRootUnmapped,
-    /// The kernel gives user namespaces no binfmt_misc instance (before Linux 6.7).
-    BinfmtKernelTooOld,
-    /// The kernel has no binfmt_misc at all.
-    BinfmtMissing,
-    /// The instance the kernel gave is not a fresh, private one.
-    BinfmtNotPrivate,
-    /// `--map-users`/`--map-groups`: not three decimal numbers.
-    MalformedRange,
-    EmptyRange,
-    /// A range runs into 4294967295, the kernel's "no id".
-    RangePastEnd,
-    OverlapInside,
-    OverlapOutside,
-    /// `--map-auto`: the caller has no line in /etc/subuid (or /etc/subgid).
-    NoSubordinateRange,
-    /// newuidmap/newgidmap are missing.
-    ToolNotInstalled,
-    /// The id-mapping helper died without saying how it went.
-    HelperSilent,
-    /// Too many id ranges for the 8-bit jumps of the `--suppress-chown` filter.
-    FilterTooManyRanges,
-}
-
-impl Invalid {
-    pub const fn text(self) -> &'static str {
-        match self {
-            Invalid::MissingArgument => "missing argument",
-            Invalid::UnrecognizedOption => "unrecognized option",
-            Invalid::RelativeDestination => "destination is not an absolute path",
-            Invalid::VariableName => "invalid variable name",
-            Invalid::NotADescriptor => "not a file descriptor number",
-            Invalid::NotANumber => "not a number",
-            Invalid::FilterTooLong => "seccomp filter too long",
-            Invalid::FilterUnverifiable => "seccomp filter failed verification",
-            Invalid::BinfmtRule(why) => why,
-            Invalid::BinfmtNoUserNamespace => {
-                "needs a user namespace of the sandbox's own, or the host's binfmt_misc would change; \
-                 a root caller's sandbox has none without id ranges: add --map-users and --map-groups \
-                 (or --map-auto), or run as a regular user with --become-root"
-            }
-            Invalid::BinfmtRootUnmapped => {
-                "the sandbox's binfmt_misc belongs to its root user, who exists only with --become-root: \
-                 pass --become-root"
-            }
-            Invalid::BinfmtKernelTooOld => {
-                "this kernel gives user namespaces no binfmt_misc of their own (Linux 6.7 and newer do); \
-                 not registering in the host's"
-            }
-            Invalid::BinfmtMissing => "the kernel has no binfmt_misc (CONFIG_BINFMT_MISC)",
-            Invalid::BinfmtNotPrivate => {
-                "the kernel gave the host's binfmt_misc instance, not a private one; not registering"
-            }
-            Invalid::MalformedRange => "expected INNER:OUTER:COUNT (decimal numbers)",
-            Invalid::EmptyRange => "COUNT must be at least 1",
-            Invalid::RangePastEnd => "range runs past id 4294967294",
-            Invalid::OverlapInside => "ranges overlap inside the namespace",
-            Invalid::OverlapOutside => "ranges overlap outside the namespace",
-            Invalid::NoSubordinateRange => "no range for the caller",
-            Invalid::ToolNotInstalled => {
-                "not installed (it comes with the package uidmap on Debian and Ubuntu, shadow-utils on Fedora, \
-                 shadow elsewhere)"
-            }
-            Invalid::HelperSilent => "the id-mapping helper ended without a verdict",
-            Invalid::FilterTooManyRanges => "too many id ranges for the seccomp filter",
-        }
-    }
-}
-
-/// A systemd service that mkosi 27's own sandbox asks for what an option needs, and that this
-/// sandbox does not use (see `foreign_uid`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Service {
-    /// A transient UID range, the foreign range or delegated ranges for a user namespace.
-    Nsresourced,
-    /// An idmapped mount of a foreign-owned tree (and the transient range it maps to).
-    MountfsdAndNsresourced,
-}
-
-impl Service {
-    pub const fn text(self) -> &'static str {
-        match self {
-            Service::Nsresourced => {
-                "needs systemd-nsresourced, which this sandbox does not use (only root with CAP_SYS_ADMIN and CAP_CHOWN can do without)"
-            }
-            Service::MountfsdAndNsresourced => {
-                "needs systemd-mountfsd and systemd-nsresourced, which this sandbox does not use"
-            }
-        }
-    }
+/// A module's reasons for refusing input or giving up: an enum beside that module's checks
+/// (`cli::Refusal`, `subid::Refusal`, `seccomp::Refusal`, ...) that words each reason itself.
+pub trait Reason: Copy {
+    /// The reason, as the last part of the one line.
+    fn text(self) -> &'static str;
 }
 
 /// A fixed capacity (see the `MAX_*` constants of the stages that own the storage).
@@ -262,14 +159,12 @@ pub enum Cause {
     PathTooLong,
     /// A required bind source does not exist.
     SourceMissing,
-    /// Bad input.
-    Invalid(Invalid),
+    /// Bad input, or something the sandbox refuses to do: a module's [`Reason`] in its words.
+    Invalid(&'static str),
     /// A fixed capacity was exceeded.
     Capacity { what: Limit, max: usize },
     /// Words from another process (the id-mapping helper and the tools it runs), verbatim.
     Report(&'static CStr),
-    /// What the option asks for needs a service this sandbox does not use.
-    NeedsService(Service),
 }
 
 /// A stage of the set-up that is not an option's operation.
@@ -334,8 +229,8 @@ impl Error {
         Self::new(Cause::Sys { syscall, errno })
     }
 
-    pub const fn invalid(what: Invalid) -> Self {
-        Self::new(Cause::Invalid(what))
+    pub fn invalid(why: impl Reason) -> Self {
+        Self::new(Cause::Invalid(why.text()))
     }
 
     pub const fn capacity(what: Limit, max: usize) -> Self {
@@ -416,9 +311,8 @@ impl Error {
             }
             Cause::PathTooLong => out.push(strerror(Errno::NAMETOOLONG).as_bytes()),
             Cause::SourceMissing => out.push(strerror(Errno::NOENT).as_bytes()),
-            Cause::Invalid(what) => out.push(what.text().as_bytes()),
+            Cause::Invalid(why) => out.push(why.as_bytes()),
             Cause::Report(text) => out.push(text.to_bytes()),
-            Cause::NeedsService(service) => out.push(service.text().as_bytes()),
             Cause::Capacity { what, max } => {
                 out.push(b"too many ");
                 out.push(what.text().as_bytes());
@@ -587,8 +481,7 @@ mod tests {
 
     #[test]
     fn first_subject_wins() {
-        let e =
-            Error::invalid(Invalid::MissingArgument).for_option("--dir", None, None).for_option("--bind", None, None);
+        let e = Error::new(Cause::SourceMissing).for_option("--dir", None, None).for_option("--bind", None, None);
         assert_eq!(e.subject, Subject::Option("--dir"));
     }
 }

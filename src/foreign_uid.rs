@@ -13,24 +13,47 @@ use core::ffi::CStr;
 
 use rustix::thread::CapabilitySet;
 
-use crate::error::{Cause, During, Error, Invalid, Result, Service, Syscall};
+use crate::decimal;
+use crate::error::{During, Error, Reason, Result, Syscall};
+
+/// Why a foreign-UID option is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// `--map-delegate`'s N is not a decimal number.
+    NotANumber,
+    /// A transient UID range, the foreign range or delegated ranges for a user namespace.
+    NeedsNsresourced,
+    /// An idmapped mount of a foreign-owned tree (and the transient range it maps to).
+    NeedsMountfsdAndNsresourced,
+}
+
+impl Reason for Refusal {
+    fn text(self) -> &'static str {
+        match self {
+            Refusal::NotANumber => "not a number",
+            Refusal::NeedsNsresourced => {
+                "needs systemd-nsresourced, which this sandbox does not use (only root with CAP_SYS_ADMIN and CAP_CHOWN can do without)"
+            }
+            Refusal::NeedsMountfsdAndNsresourced => {
+                "needs systemd-mountfsd and systemd-nsresourced, which this sandbox does not use"
+            }
+        }
+    }
+}
 
 /// `--map-delegate N`: Ok for 0 (nothing to delegate), else the one-line refusal.
 pub fn map_delegate(count: &'static CStr) -> Result<()> {
-    let digits = count.to_bytes();
-    let error = if digits.is_empty() || digits.len() > 9 || !digits.iter().all(u8::is_ascii_digit) {
-        Error::invalid(Invalid::NotANumber)
-    } else if digits.iter().all(|&d| d == b'0') {
-        return Ok(());
-    } else {
-        Error::new(Cause::NeedsService(Service::Nsresourced))
+    let error = match decimal::parse(count.to_bytes()) {
+        None => Error::invalid(Refusal::NotANumber),
+        Some(0) => return Ok(()),
+        Some(_) => Error::invalid(Refusal::NeedsNsresourced),
     };
     Err(error.for_option("--map-delegate", Some(count), None))
 }
 
 /// `--bind-foreign` / `--ro-bind-foreign SRC DST`: the one-line refusal.
 pub fn bind_foreign(option: &'static str, src: &'static CStr, dst: &'static CStr) -> Error {
-    Error::new(Cause::NeedsService(Service::MountfsdAndNsresourced)).for_option(option, Some(src), Some(dst))
+    Error::invalid(Refusal::NeedsMountfsdAndNsresourced).for_option(option, Some(src), Some(dst))
 }
 
 /// `--map-foreign`, checked where the user namespace is decided (only when the option was given:
@@ -42,7 +65,7 @@ pub fn check_map_foreign(userns: bool) -> Result<()> {
     if !userns && caps.effective.contains(CapabilitySet::SYS_ADMIN | CapabilitySet::CHOWN) {
         Ok(())
     } else {
-        Err(Error::new(Cause::NeedsService(Service::Nsresourced)).for_option("--map-foreign", None, None))
+        Err(Error::invalid(Refusal::NeedsNsresourced).for_option("--map-foreign", None, None))
     }
 }
 

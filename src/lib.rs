@@ -18,21 +18,23 @@
 //! Layers, bottom to top; a module uses only modules in layers below its own (checked by
 //! `make check`, see `tests/layers.sh`):
 //!
-//! 1. [`containers`], [`decimal`]: fixed-capacity storage, numbers (no crate imports)
+//! 1. [`containers`], [`decimal`], [`options`]: fixed-capacity storage, numbers, the one table of
+//!    options (no crate imports)
 //! 2. [`sys`]: the raw syscall boundary
 //! 3. [`line`](mod@line): one line of output on stderr
 //! 4. [`error`]: errors and their one-line rendering
 //! 5. [`path`], [`subid`], [`foreign_uid`]: path buffers and resolution inside a root; subordinate
 //!    id ranges; mkosi 27's foreign-UID options (`--map-foreign`, ...)
-//! 6. [`cli`]: argv into operations and settings
-//! 7. [`plan`]: the order of operations
-//! 8. [`process`]: argv/environ, environment, descriptors, exec
-//! 9. [`seccomp`], [`userns`], [`binfmt`], [`mapper`]: the filter, ids and capabilities;
-//!    binfmt_misc rules and the sandbox's own instance; the helper that writes multi-range maps
-//! 10. [`namespaces`], [`pidns`]: leaving the caller's namespaces; the PID namespace's init and
+//! 6. [`request`]: what a command line asks for (operations, settings), as later stages read it
+//! 7. [`cli`]: argv into a request
+//! 8. [`plan`]: the order of operations
+//! 9. [`process`]: argv/environ, environment, descriptors, exec
+//! 10. [`seccomp`], [`userns`], [`binfmt`], [`mapper`]: the filter, ids and capabilities;
+//!     binfmt_misc rules and the sandbox's own instance; the helper that writes multi-range maps
+//! 11. [`namespaces`], [`pidns`]: leaving the caller's namespaces; the PID namespace's init and
 //!     `--die-with-parent`
-//! 11. [`mounts`]: the sandbox's filesystem
-//! 12. this file: [`run`] and [`Storage`]
+//! 12. [`mounts`]: the sandbox's filesystem
+//! 13. this file: [`run`] and [`Storage`]
 //!
 //! `unsafe` is denied everywhere but at the boundaries: [`sys`] (raw syscalls),
 //! [`process::args`] (argv/environ pointers), [`process::fds`] (inherited descriptor numbers),
@@ -52,10 +54,12 @@ pub mod line;
 pub mod mapper;
 pub mod mounts;
 pub mod namespaces;
+pub mod options;
 pub mod path;
 pub mod pidns;
 pub mod plan;
 pub mod process;
+pub mod request;
 pub mod seccomp;
 pub mod subid;
 pub mod sys;

@@ -16,7 +16,7 @@ use rustix::process::{Pid, WaitOptions};
 
 use crate::containers::Bump;
 use crate::decimal::{MAX_DIGITS, format as decimal};
-use crate::error::{Cause, During, Error, Invalid, Limit, Overflow, Result, Stage, Syscall, strerror};
+use crate::error::{Cause, During, Error, Limit, Overflow, Reason, Result, Stage, Syscall, strerror};
 use crate::subid::{Kind, MAX_RANGES, Range};
 use crate::sys;
 
@@ -27,6 +27,27 @@ const NEWGIDMAP: &CStr = c"/usr/bin/newgidmap";
 const MAP_TEXT_CAP: usize = 4095;
 /// The longest report a helper sends back (the rest of a chatty tool's output is dropped).
 const REPORT_CAP: usize = 1024;
+
+/// Why the maps were not written, when the tools have no words of their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// newuidmap/newgidmap are missing.
+    ToolNotInstalled,
+    /// The helper died without saying how it went.
+    HelperSilent,
+}
+
+impl Reason for Refusal {
+    fn text(self) -> &'static str {
+        match self {
+            Refusal::ToolNotInstalled => {
+                "not installed (it comes with the package uidmap on Debian and Ubuntu, shadow-utils on Fedora, \
+                 shadow elsewhere)"
+            }
+            Refusal::HelperSilent => "the id-mapping helper ended without a verdict",
+        }
+    }
+}
 
 /// The helper process, between fork and verdict.
 pub struct Mapper {
@@ -49,7 +70,7 @@ impl Mapper {
             for (tool, kind) in [(NEWUIDMAP, Kind::Uid), (NEWGIDMAP, Kind::Gid)] {
                 if let Err(errno) = rustix::fs::access(tool, Access::EXEC_OK) {
                     let e = if errno == Errno::NOENT {
-                        Error::invalid(Invalid::ToolNotInstalled)
+                        Error::invalid(Refusal::ToolNotInstalled)
                     } else {
                         Error::sys(Syscall::Access, errno)
                     };
@@ -98,7 +119,7 @@ impl Mapper {
                 let text = bump.cstr(&[text]).overflow(Limit::DerivedStrings)?;
                 Err(Error::new(Cause::Report(text)).for_option(subject(kind), None, None))
             }
-            _ => Err(Error::invalid(Invalid::HelperSilent).for_option(subject(Kind::Uid), None, None)),
+            _ => Err(Error::invalid(Refusal::HelperSilent).for_option(subject(Kind::Uid), None, None)),
         }
     }
 

@@ -5,10 +5,10 @@
 
 use rustix::mount::MountPropagationFlags;
 
-use crate::cli::{Request, Settings};
 use crate::containers::{Bump, FixedVec};
 use crate::error::{During, Result, Stage, Syscall};
 use crate::mapper::Mapper;
+use crate::request::{Request, Settings};
 use crate::subid::{self, Kind, MAX_RANGES, Ranges};
 use crate::{binfmt, foreign_uid, seccomp, sys, userns};
 

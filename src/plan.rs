@@ -7,10 +7,11 @@
 
 use core::ffi::CStr;
 
-use crate::cli::{MAX_OPS, Op, OpKind, Request};
+use crate::cli::MAX_OPS;
 use crate::containers::{Bump, FixedVec};
 use crate::error::{Limit, Overflow, Result};
 use crate::path::{components, key_len, key_shape, write_key, write_normalized_key};
+use crate::request::{Op, OpKind, Request};
 
 /// The planner's working storage: a key per operation, the order, the binds being compared.
 pub struct Storage {

@@ -10,10 +10,37 @@ use rustix::fs::{CWD, Mode, OFlags};
 
 use crate::containers::FixedVec;
 use crate::decimal::parse_u32;
-use crate::error::{During, Error, Invalid, Limit, Result, Syscall};
+use crate::error::{During, Error, Limit, Reason, Result, Syscall};
 
 /// Lines per map that the kernel accepts (UID_GID_MAP_MAX_EXTENTS, Linux 4.15 and later).
 pub const MAX_RANGES: usize = 340;
+
+/// Why id ranges are refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// `--map-users`/`--map-groups`: not three decimal numbers.
+    MalformedRange,
+    EmptyRange,
+    /// A range runs into 4294967295, the kernel's "no id".
+    RangePastEnd,
+    OverlapInside,
+    OverlapOutside,
+    /// `--map-auto`: the caller has no line in /etc/subuid (or /etc/subgid).
+    NoSubordinateRange,
+}
+
+impl Reason for Refusal {
+    fn text(self) -> &'static str {
+        match self {
+            Refusal::MalformedRange => "expected INNER:OUTER:COUNT (decimal numbers)",
+            Refusal::EmptyRange => "COUNT must be at least 1",
+            Refusal::RangePastEnd => "range runs past id 4294967294",
+            Refusal::OverlapInside => "ranges overlap inside the namespace",
+            Refusal::OverlapOutside => "ranges overlap outside the namespace",
+            Refusal::NoSubordinateRange => "no range for the caller",
+        }
+    }
+}
 
 /// One line of a uid or gid map: `count` ids from `outer` (in the caller's namespace) appear as
 /// `inner..` inside. `given` is the option's value as typed, for messages.
@@ -50,19 +77,19 @@ pub type Ranges = FixedVec<Range, MAX_RANGES>;
 /// numbers, COUNT at least 1, and neither range running past 4294967294 (the kernel reserves
 /// 4294967295 as "no id").
 pub fn parse_range(option: &'static str, given: &'static CStr) -> Result<Range> {
-    let refuse = |why: Invalid| Error::invalid(why).for_option(option, Some(given), None);
+    let refuse = |why: Refusal| Error::invalid(why).for_option(option, Some(given), None);
     let mut fields = given.to_bytes().split(|&b| b == b':');
-    let mut next = || fields.next().and_then(parse_u32).ok_or_else(|| refuse(Invalid::MalformedRange));
+    let mut next = || fields.next().and_then(parse_u32).ok_or_else(|| refuse(Refusal::MalformedRange));
     let (inner, outer, count) = (next()?, next()?, next()?);
     if fields.next().is_some() {
-        return Err(refuse(Invalid::MalformedRange));
+        return Err(refuse(Refusal::MalformedRange));
     }
     if count == 0 {
-        return Err(refuse(Invalid::EmptyRange));
+        return Err(refuse(Refusal::EmptyRange));
     }
     let end = |start: u32| u64::from(start) + u64::from(count);
     if end(inner) > u64::from(u32::MAX) || end(outer) > u64::from(u32::MAX) {
-        return Err(refuse(Invalid::RangePastEnd));
+        return Err(refuse(Refusal::RangePastEnd));
     }
     Ok(Range { inner, outer, count, given })
 }
@@ -154,13 +181,13 @@ fn check_overlaps(kind: Kind, ranges: &Ranges) -> Result<()> {
         if u64::from(a.inner) + u64::from(a.count) > u64::from(u32::MAX)
             || u64::from(a.outer) + u64::from(a.count) > u64::from(u32::MAX)
         {
-            return Err(Error::invalid(Invalid::RangePastEnd).for_option(kind.option(), Some(a.given), None));
+            return Err(Error::invalid(Refusal::RangePastEnd).for_option(kind.option(), Some(a.given), None));
         }
         for b in &list[..i] {
             let why = if a.overlaps_inside(b) {
-                Invalid::OverlapInside
+                Refusal::OverlapInside
             } else if a.overlaps_outside(b) {
-                Invalid::OverlapOutside
+                Refusal::OverlapOutside
             } else {
                 continue;
             };
@@ -218,7 +245,7 @@ pub fn first_subid_range(kind: Kind, name: Option<&[u8]>, uid: u32) -> Result<(u
         }
     })
     .map_err(|e| e.for_option("--map-auto", Some(file), None))?;
-    found.ok_or_else(|| Error::invalid(Invalid::NoSubordinateRange).for_option("--map-auto", Some(file), None))
+    found.ok_or_else(|| Error::invalid(Refusal::NoSubordinateRange).for_option("--map-auto", Some(file), None))
 }
 
 /// A login name (as in /etc/passwd).

@@ -1,10 +1,13 @@
-//! The documentation cannot drift from the code: the options that the parser accepts, that
-//! `--help` lists, that the man page documents and that the bash completion offers are one set.
-//! A failure names each option and exactly where it is missing.
+//! The documentation cannot drift from the code: the options of the one table
+//! (`mkosi_sandbox::options::OPTIONS`), those that the parser accepts, that `--help` lists, that
+//! the man page documents and that the bash completion offers are one set, and the completion
+//! knows how many arguments each takes. A failure names each option and exactly where it is
+//! missing.
 
 mod common;
-use std::collections::BTreeSet;
-use std::path::Path;
+use mkosi_sandbox::options::OPTIONS;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 const MAN: &str = "doc/mkosi-sandbox.1";
@@ -62,6 +65,19 @@ fn completion_options() -> BTreeSet<String> {
     long_options(lists)
 }
 
+/// The options of the completion's list `name` (`flags`, `one_arg`, `two_args`).
+fn completion_list(name: &str) -> BTreeSet<String> {
+    let text = source(COMPLETION);
+    let start = format!("local {name}=\"");
+    let list = text.split(&start).nth(1).unwrap_or_else(|| panic!("{COMPLETION} has no list {name}"));
+    long_options(list.split('"').next().unwrap())
+}
+
+/// The table's long names (its short ones, `-h`, are not `--options`).
+fn table_options() -> BTreeSet<String> {
+    OPTIONS.iter().map(|spec| spec.name.to_string()).collect()
+}
+
 /// Whether the parser accepts `option`: followed by unknown options (which any option's
 /// arguments would swallow first), it fails on one of those, not on `option` itself.
 fn parser_accepts(option: &str) -> bool {
@@ -79,21 +95,27 @@ fn parser_accepts(option: &str) -> bool {
     !err.starts_with(&format!("mkosi-sandbox: {option}: unrecognized option"))
 }
 
-/// Candidates for the parser's options: every "--name" string literal in the sources.
-fn source_literals(dir: &Path, found: &mut BTreeSet<String>) {
+/// Every "--name" string literal in the sources under `dir`, with the file it is in; `code_only`:
+/// not in unit tests (after `#[cfg(test)]`), where made-up names are probes.
+fn source_literals(dir: &Path, code_only: bool, found: &mut BTreeMap<String, PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.is_dir() {
-            source_literals(&path, found);
+            source_literals(&path, code_only, found);
         } else if path.extension().is_some_and(|e| e == "rs") {
             let text = std::fs::read_to_string(&path).unwrap();
+            let text = if code_only { text.split("#[cfg(test)]").next().unwrap().to_string() } else { text };
             for piece in text.split('"').skip(1).step_by(2) {
                 if piece.len() > 2 && long_options(piece).iter().any(|o| o == piece) {
-                    found.insert(piece.to_string());
+                    found.entry(piece.to_string()).or_insert_with(|| path.clone());
                 }
             }
         }
     }
+}
+
+fn sources() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
 }
 
 #[test]
@@ -101,16 +123,25 @@ fn man_page_help_completion_and_parser_list_the_same_options() {
     let man = man_options();
     let help = help_options();
     let completion = completion_options();
-    let mut candidates = BTreeSet::new();
-    source_literals(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut candidates);
+    // Candidates for the parser's options: besides the places above, every "--name" in the sources.
+    let mut literals = BTreeMap::new();
+    source_literals(&sources(), false, &mut literals);
+    let mut candidates: BTreeSet<String> = literals.into_keys().collect();
+    let table = table_options();
+    candidates.extend(table.iter().cloned());
     candidates.extend(man.iter().cloned());
     candidates.extend(help.iter().cloned());
     candidates.extend(completion.iter().cloned());
     let parser: BTreeSet<String> = candidates.into_iter().filter(|o| parser_accepts(o)).collect();
     assert!(parser.contains("--ro-bind") && parser.contains("--help"), "parser probe broken: {parser:?}");
 
-    let places: [(&str, &BTreeSet<String>); 4] =
-        [("the parser", &parser), ("--help", &help), (MAN, &man), (COMPLETION, &completion)];
+    let places: [(&str, &BTreeSet<String>); 5] = [
+        ("the table (src/options.rs)", &table),
+        ("the parser", &parser),
+        ("--help", &help),
+        (MAN, &man),
+        (COMPLETION, &completion),
+    ];
     let all: BTreeSet<&String> = places.iter().flat_map(|(_, set)| set.iter()).collect();
     let mut problems = Vec::new();
     for option in all {
@@ -125,6 +156,31 @@ fn man_page_help_completion_and_parser_list_the_same_options() {
         "options differ between the parser, --help, the man page and the completion:\n  {}\n",
         problems.join("\n  ")
     );
+}
+
+#[test]
+fn options_named_in_messages_are_options_of_the_table() {
+    // Messages name the option they are about ("--pack-fds: ..."): each name written in the code
+    // must be one of the table's, or a typo would name an option that does not exist.
+    let mut literals = BTreeMap::new();
+    source_literals(&sources(), true, &mut literals);
+    let table = table_options();
+    let strays: Vec<String> = literals
+        .iter()
+        .filter(|(name, _)| !table.contains(*name))
+        .map(|(name, path)| format!("{name} ({})", path.display()))
+        .collect();
+    assert!(literals.contains_key("--pack-fds"), "source scan broken: {literals:?}");
+    assert!(strays.is_empty(), "not options of src/options.rs: {strays:?}");
+}
+
+#[test]
+fn completion_knows_how_many_arguments_each_option_takes() {
+    for (list, arity) in [("flags", 0), ("one_arg", 1), ("two_args", 2)] {
+        let table: BTreeSet<String> =
+            OPTIONS.iter().filter(|spec| spec.arity == arity).map(|spec| spec.name.to_string()).collect();
+        assert_eq!(completion_list(list), table, "{COMPLETION}: list {list} against the table's arity {arity}");
+    }
 }
 
 #[test]

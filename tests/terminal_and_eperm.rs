@@ -1,5 +1,6 @@
-//! /dev/console when stderr is a terminal (and no crash when its node is unreachable), and the
-//! original's explanation when the kernel forbids a user namespace.
+//! /dev/console when stderr is a terminal (and no crash when its node is unreachable), `--help`'s
+//! highlighted summary there, and the original's explanation when the kernel forbids a user
+//! namespace.
 
 mod common;
 use common::*;
@@ -21,6 +22,19 @@ fn console_is_the_callers_terminal() {
         BASE.join(" ")
     );
     assert_eq!(under_pty(&cmd).trim(), "console-is-a-tty\n1");
+}
+
+#[test]
+fn help_on_a_terminal_highlights_its_summary_as_the_original_does() {
+    needs_root!();
+    let help = under_pty(&format!("{} --help", binary().display()));
+    assert!(
+        help.starts_with(
+            "mkosi-sandbox [OPTIONS...] COMMAND [ARGUMENTS...]\n\n\
+             \x1b[0;1;39mRun the specified command in a custom sandbox.\x1b[0m\n\n  -h --help "
+        ),
+        "{help:?}"
+    );
 }
 
 #[test]

@@ -29,7 +29,7 @@ use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, O
 
 use crate::containers::{Bump, FixedVec};
 use crate::decimal;
-use crate::error::{During, Error, Invalid, Limit, Overflow, Result, Syscall};
+use crate::error::{During, Error, Limit, Overflow, Reason, Result, Syscall};
 
 /// Rules over all `--binfmt-register` arguments (a file may hold several).
 pub const MAX_RULES: usize = 256;
@@ -67,8 +67,50 @@ pub struct Rule {
     pub origin: &'static CStr,
 }
 
-fn bad(why: &'static str) -> Error {
-    Error::invalid(Invalid::BinfmtRule(why))
+/// Why `--binfmt-register` is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// A rule or its file, worded by the check at fault (the field first, as `rule` does).
+    Rule(rule::Bad),
+    /// No user namespace of the sandbox's own.
+    NoUserNamespace,
+    /// A user namespace whose root user is not mapped.
+    RootUnmapped,
+    /// The kernel gives user namespaces no binfmt_misc instance (before Linux 6.7).
+    KernelTooOld,
+    /// The kernel has no binfmt_misc at all.
+    Missing,
+    /// The instance the kernel gave is not a fresh, private one.
+    NotPrivate,
+}
+
+impl Reason for Refusal {
+    fn text(self) -> &'static str {
+        match self {
+            Refusal::Rule(why) => why,
+            Refusal::NoUserNamespace => {
+                "needs a user namespace of the sandbox's own, or the host's binfmt_misc would change; \
+                 a root caller's sandbox has none without id ranges: add --map-users and --map-groups \
+                 (or --map-auto), or run as a regular user with --become-root"
+            }
+            Refusal::RootUnmapped => {
+                "the sandbox's binfmt_misc belongs to its root user, who exists only with --become-root: \
+                 pass --become-root"
+            }
+            Refusal::KernelTooOld => {
+                "this kernel gives user namespaces no binfmt_misc of their own (Linux 6.7 and newer do); \
+                 not registering in the host's"
+            }
+            Refusal::Missing => "the kernel has no binfmt_misc (CONFIG_BINFMT_MISC)",
+            Refusal::NotPrivate => {
+                "the kernel gave the host's binfmt_misc instance, not a private one; not registering"
+            }
+        }
+    }
+}
+
+fn bad(why: rule::Bad) -> Error {
+    Error::invalid(Refusal::Rule(why))
 }
 
 /// Reads each argument (a register line starting with `:`, or a binfmt.d(5) file of them),
@@ -160,9 +202,9 @@ fn read_file(path: &CStr, bump: &mut Bump<'static>) -> Result<&'static [u8]> {
 #[inline(never)]
 pub fn may_register(own_user_namespace: bool, root_mapped: bool) -> Result<()> {
     let refusal = if !own_user_namespace {
-        Invalid::BinfmtNoUserNamespace
+        Refusal::NoUserNamespace
     } else if !root_mapped {
-        Invalid::BinfmtRootUnmapped
+        Refusal::RootUnmapped
     } else {
         return Ok(());
     };
@@ -180,12 +222,12 @@ pub struct Instance(OwnedFd);
 pub fn register(storage: &mut Storage) -> Result<&Instance> {
     let blame = |e: Error| e.for_option(OPTION, None, None);
     let fs = rustix::mount::fsopen(c"binfmt_misc", FsOpenFlags::FSOPEN_CLOEXEC).map_err(|e| match e {
-        Errno::NODEV => blame(Error::invalid(Invalid::BinfmtMissing)),
+        Errno::NODEV => blame(Error::invalid(Refusal::Missing)),
         e => blame(Error::sys(Syscall::Fsopen, e)),
     })?;
     // Before Linux 6.7 binfmt_misc is the host's only, and only the host's root may mount it.
     rustix::mount::fsconfig_create(&fs).map_err(|e| match e {
-        Errno::PERM => blame(Error::invalid(Invalid::BinfmtKernelTooOld)),
+        Errno::PERM => blame(Error::invalid(Refusal::KernelTooOld)),
         e => blame(Error::sys(Syscall::Fsconfig, e)),
     })?;
     let mount = rustix::mount::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())
@@ -224,7 +266,7 @@ pub fn register(storage: &mut Storage) -> Result<&Instance> {
 /// but `register` and `status`, and it is not what the host has on /proc/sys/fs/binfmt_misc.
 /// Should a kernel ever hand out the host's instance here, nothing is registered.
 fn ensure_private(mount: &OwnedFd) -> Result<()> {
-    let refuse = || Error::invalid(Invalid::BinfmtNotPrivate);
+    let refuse = || Error::invalid(Refusal::NotPrivate);
     let ours = rustix::fs::fstat(mount).during(Syscall::Stat)?;
     let hosts = rustix::fs::statat(CWD, c"/proc/sys/fs/binfmt_misc", AtFlags::NO_AUTOMOUNT | AtFlags::SYMLINK_NOFOLLOW);
     if hosts.is_ok_and(|h| h.st_dev == ours.st_dev) {

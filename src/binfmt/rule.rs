@@ -146,10 +146,7 @@ fn unescaped_len(field: &[u8]) -> usize {
 
 /// An offset: empty means 0, as for the kernel.
 fn decimal(s: &[u8]) -> Option<usize> {
-    if s.len() > 9 || !s.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    Some(s.iter().fold(0, |n, &d| n * 10 + usize::from(d - b'0')))
+    if s.is_empty() { Some(0) } else { crate::decimal::parse(s).map(|n| n as usize) }
 }
 
 /// The comments and blank lines of a binfmt.d(5) file skipped; each rule with its line number.

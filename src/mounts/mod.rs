@@ -15,11 +15,11 @@ use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags};
 use rustix::io::Errno;
 use rustix::mount::{MountFlags, MountPropagationFlags, MoveMountFlags, OpenTreeFlags, UnmountFlags};
 
-use crate::cli::{Op, OpKind};
 use crate::error::{Cause, During, Error, Result, Stage, Syscall, TooLong};
 use crate::line::Line;
 use crate::path::{PathBuf, ResolveScratch, Resolved, components, is_tmp_dir, read_link_at, resolve};
 use crate::plan::Plan;
+use crate::request::{Op, OpKind};
 use crate::sys::{self, MOUNT_ATTR_RDONLY};
 use fresh::ParentCache;
 

@@ -19,12 +19,12 @@ use core::ffi::CStr;
 
 use rustix::fs::{AtFlags, CWD, Mode};
 
-use crate::cli::{Chdir, OpKind, Settings};
 use crate::containers::Bump;
 use crate::decimal;
 use crate::error::{During, Limit, Overflow, Result, Syscall};
 use crate::path::{PATH_CAP, PathBuf};
 use crate::plan::Plan;
+use crate::request::{Chdir, OpKind, Settings};
 use crate::sys;
 use env::Environment;
 

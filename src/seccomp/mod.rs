@@ -8,7 +8,51 @@ pub mod bpf;
 
 pub use bpf::{MappedIds, SockFilter};
 
-use crate::error::{During, Error, Invalid, Result, Syscall};
+use bpf::{AsmError, VerifyError};
+
+use crate::error::{During, Error, Reason, Result, Syscall};
+
+/// Why no filter was installed: the assembler's or the verifier's own finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The program does not fit its buffer.
+    TooLong,
+    /// A block of the plain filter is too long for BPF's 8-bit jump offsets.
+    JumpTooFar,
+    /// `--suppress-chown` with ranges: the id checks are too long for 8-bit jump offsets.
+    TooManyRanges,
+    /// The program fails our copy of the kernel's checks.
+    Unverifiable(VerifyError),
+}
+
+impl Refusal {
+    /// The assembler's finding; `ranges`: whether the id checks of subordinate ranges were in it.
+    fn of_assembly(error: AsmError, ranges: bool) -> Self {
+        match error {
+            AsmError::TooLong => Refusal::TooLong,
+            AsmError::JumpTooFar if ranges => Refusal::TooManyRanges,
+            AsmError::JumpTooFar => Refusal::JumpTooFar,
+        }
+    }
+}
+
+impl Reason for Refusal {
+    fn text(self) -> &'static str {
+        match self {
+            Refusal::TooLong => "seccomp filter too long",
+            Refusal::JumpTooFar => "seccomp filter needs a jump too far for BPF's 8-bit offsets",
+            Refusal::TooManyRanges => "too many id ranges for the seccomp filter",
+            Refusal::Unverifiable(why) => match why {
+                VerifyError::Empty => "seccomp filter failed verification: empty program",
+                VerifyError::TooLong => "seccomp filter failed verification: more instructions than the kernel takes",
+                VerifyError::BadOpcode { .. } => "seccomp filter failed verification: unknown instruction",
+                VerifyError::BadLoad { .. } => "seccomp filter failed verification: load outside seccomp_data",
+                VerifyError::JumpOutOfRange { .. } => "seccomp filter failed verification: jump past the end",
+                VerifyError::NoFinalReturn => "seccomp filter failed verification: no return at the end",
+            },
+        }
+    }
+}
 
 /// One ABI's suppressed syscall numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +108,8 @@ pub fn install(chown: bool, sync: bool) -> Result<()> {
     }
     let subject = |e: Error| e.for_option(if chown { "--suppress-chown" } else { "--suppress-sync" }, None, None);
     let mut program = bpf::Program::new();
-    bpf::assemble(abis, chown, sync, &mut program).map_err(|_| subject(Error::invalid(Invalid::FilterTooLong)))?;
+    bpf::assemble(abis, chown, sync, &mut program)
+        .map_err(|e| subject(Error::invalid(Refusal::of_assembly(e, false))))?;
     load(&program, subject)
 }
 
@@ -78,12 +123,36 @@ pub fn install_mapped(sync: bool, ids: MappedIds<'_>) -> Result<()> {
     let subject = |e: Error| e.for_option("--suppress-chown", None, None);
     let mut program = bpf::Program::new();
     bpf::assemble_mapped(abis, sync, ids, &mut program)
-        .map_err(|_| subject(Error::invalid(Invalid::FilterTooManyRanges)))?;
+        .map_err(|e| subject(Error::invalid(Refusal::of_assembly(e, true))))?;
     load(&program, subject)
 }
 
 fn load(program: &bpf::Program, subject: impl Fn(Error) -> Error) -> Result<()> {
-    bpf::verify(program.as_slice()).map_err(|_| subject(Error::invalid(Invalid::FilterUnverifiable)))?;
+    bpf::verify(program.as_slice()).map_err(|e| subject(Error::invalid(Refusal::Unverifiable(e))))?;
     rustix::thread::set_no_new_privs(true).during(Syscall::Prctl).map_err(&subject)?;
     crate::sys::install_seccomp_filter(program.as_slice()).during(Syscall::Seccomp).map_err(subject)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_jump_too_far_is_not_reported_as_a_filter_too_long() {
+        // bpf's own tests show which programs give which `AsmError`.
+        let why = Refusal::of_assembly(AsmError::JumpTooFar, false);
+        assert_eq!(why, Refusal::JumpTooFar);
+        assert_eq!(why.text(), "seccomp filter needs a jump too far for BPF's 8-bit offsets");
+        assert_eq!(
+            Refusal::of_assembly(AsmError::JumpTooFar, true).text(),
+            "too many id ranges for the seccomp filter"
+        );
+        assert_eq!(Refusal::of_assembly(AsmError::TooLong, true).text(), "seccomp filter too long");
+    }
+
+    #[test]
+    fn the_verifiers_finding_is_named() {
+        let why = Refusal::Unverifiable(bpf::verify(&[]).unwrap_err());
+        assert_eq!(why.text(), "seccomp filter failed verification: empty program");
+    }
 }
