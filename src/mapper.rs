@@ -18,7 +18,7 @@ use crate::containers::Bump;
 use crate::decimal::{MAX_DIGITS, format as decimal};
 use crate::error::{Cause, During, Error, Limit, Overflow, Reason, Result, Stage, Syscall, strerror};
 use crate::subid::{Kind, MAX_RANGES, Range};
-use crate::sys;
+use crate::sys::{self, SingleThreaded};
 
 const NEWUIDMAP: &CStr = c"/usr/bin/newuidmap";
 const NEWGIDMAP: &CStr = c"/usr/bin/newgidmap";
@@ -64,7 +64,13 @@ impl Mapper {
     /// maps itself; otherwise the setuid tools must be installed (checked here, before forking).
     #[cold]
     #[inline(never)]
-    pub fn start(uid_map: &[Range], gid_map: &[Range], direct: bool, auto: bool) -> Result<Mapper> {
+    pub fn start(
+        one_thread: SingleThreaded,
+        uid_map: &[Range],
+        gid_map: &[Range],
+        direct: bool,
+        auto: bool,
+    ) -> Result<Mapper> {
         let subject = |kind: Kind| if auto { "--map-auto" } else { kind.option() };
         if !direct {
             for (tool, kind) in [(NEWUIDMAP, Kind::Uid), (NEWGIDMAP, Kind::Gid)] {
@@ -83,12 +89,12 @@ impl Mapper {
         let (go_read, go_write) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC).during(Syscall::Pipe).map_err(fail)?;
         let (verdict_read, verdict_write) =
             rustix::pipe::pipe_with(PipeFlags::CLOEXEC).during(Syscall::Pipe).map_err(fail)?;
-        match sys::fork().during(Syscall::Fork).map_err(fail)? {
+        match sys::fork(one_thread).during(Syscall::Fork).map_err(fail)? {
             None => {
                 // The helper must see EOF on `go` when the sandbox dies: keep no copy of its write end.
                 drop(go_write);
                 drop(verdict_read);
-                helper(go_read, verdict_write, target, uid_map, gid_map, direct)
+                helper(one_thread, go_read, verdict_write, target, uid_map, gid_map, direct)
             }
             Some(child) => Ok(Mapper { pid: Some(child), go: Some(go_write), verdict: verdict_read, auto }),
         }
@@ -144,7 +150,15 @@ impl Drop for Mapper {
 const OK: u8 = 0;
 
 /// The helper process: waits for the go, writes both maps, reports, exits.
-fn helper(go: OwnedFd, verdict: OwnedFd, target: Pid, uid_map: &[Range], gid_map: &[Range], direct: bool) -> ! {
+fn helper(
+    one_thread: SingleThreaded,
+    go: OwnedFd,
+    verdict: OwnedFd,
+    target: Pid,
+    uid_map: &[Range],
+    gid_map: &[Range],
+    direct: bool,
+) -> ! {
     let mut byte = [0u8];
     if !matches!(rustix::io::read(&go, &mut byte), Ok(1)) {
         // The sandbox gave up before unsharing (its error is its own to report).
@@ -157,7 +171,7 @@ fn helper(go: OwnedFd, verdict: OwnedFd, target: Pid, uid_map: &[Range], gid_map
         write_map(target, Kind::Uid, uid_map, &mut report)
             .and_then(|()| write_map(target, Kind::Gid, gid_map, &mut report))
     } else {
-        run_tools(target, uid_map, gid_map, &mut report)
+        run_tools(one_thread, target, uid_map, gid_map, &mut report)
     };
     let status = if written.is_ok() {
         report.len = 0;
@@ -263,10 +277,16 @@ fn proc_path(target: Pid, kind: Kind, buf: &mut [u8; 32]) -> &CStr {
 /// Unprivileged: runs `newuidmap PID INNER OUTER COUNT...` and `newgidmap ...` at the same time
 /// (they write different files), each with its output captured; a failure reports that output
 /// and the exit status, the uid map's first.
-fn run_tools(target: Pid, uid_map: &[Range], gid_map: &[Range], report: &mut Report) -> core::result::Result<(), ()> {
+fn run_tools(
+    one_thread: SingleThreaded,
+    target: Pid,
+    uid_map: &[Range],
+    gid_map: &[Range],
+    report: &mut Report,
+) -> core::result::Result<(), ()> {
     let mut gid_report = Report::new();
-    let uid = spawn_tool(target, Kind::Uid, uid_map, report);
-    let gid = spawn_tool(target, Kind::Gid, gid_map, &mut gid_report);
+    let uid = spawn_tool(one_thread, target, Kind::Uid, uid_map, report);
+    let gid = spawn_tool(one_thread, target, Kind::Gid, gid_map, &mut gid_report);
     let uid = uid.and_then(|tool| tool.wait(report));
     let gid = gid.and_then(|tool| tool.wait(&mut gid_report));
     if uid.is_ok() && gid.is_err() {
@@ -284,7 +304,13 @@ struct Tool {
     output: OwnedFd,
 }
 
-fn spawn_tool(target: Pid, kind: Kind, map: &[Range], report: &mut Report) -> core::result::Result<Tool, ()> {
+fn spawn_tool(
+    one_thread: SingleThreaded,
+    target: Pid,
+    kind: Kind,
+    map: &[Range],
+    report: &mut Report,
+) -> core::result::Result<Tool, ()> {
     let path = if kind == Kind::Uid { NEWUIDMAP } else { NEWGIDMAP };
     // Every argument as a C string, laid end to end in `strings`.
     let mut strings = [0u8; 16 + (MAX_RANGES * 3 + 1) * 11];
@@ -307,7 +333,7 @@ fn spawn_tool(target: Pid, kind: Kind, map: &[Range], report: &mut Report) -> co
         Ok(p) => p,
         Err(e) => return report.errno(kind, b"pipe", e),
     };
-    match sys::fork() {
+    match sys::fork(one_thread) {
         Ok(Some(pid)) => Ok(Tool { kind, path, pid, output: out_read }),
         Ok(None) => {
             drop(out_read);

@@ -10,6 +10,7 @@ use crate::error::{During, Result, Stage, Syscall};
 use crate::mapper::Mapper;
 use crate::request::{Request, Settings};
 use crate::subid::{self, Kind, MAX_RANGES, Ranges};
+use crate::sys::SingleThreaded;
 use crate::{binfmt, foreign_uid, seccomp, sys, userns};
 
 /// The two complete maps when subordinate ranges are asked for.
@@ -30,9 +31,21 @@ impl Default for Storage {
     }
 }
 
-/// `bump` keeps the words of a failing newuidmap for the message.
-pub fn enter(request: &Request<'_>, storage: &mut Storage, bump: &mut Bump<'static>) -> Result<()> {
+/// Leaves the caller's namespaces. With `--binfmt-register` the rules are read and checked first
+/// (on the host) and registered last (in the new user namespace's own binfmt_misc instance,
+/// returned: the sandbox's root is stacked on it). `bump` keeps the words of a failing
+/// newuidmap for the message.
+pub fn enter<'b>(
+    request: &Request<'_>,
+    storage: &mut Storage,
+    binfmt: &'b mut binfmt::Storage,
+    one_thread: SingleThreaded,
+    bump: &mut Bump<'static>,
+) -> Result<Option<&'b binfmt::Instance>> {
     let settings = &request.settings;
+    if settings.binfmt_register {
+        binfmt::load(request.binfmt_rules, binfmt, bump)?;
+    }
     let caller = userns::Caller::current()?;
     let ranges = request.maps_ranges();
     let userns = ranges || caller.needs_userns(settings.become_root);
@@ -54,8 +67,13 @@ pub fn enter(request: &Request<'_>, storage: &mut Storage, bump: &mut Bump<'stat
     let chown = settings.suppress_chown && (userns || userns::uid_map_has_single_user());
     let mapper = if ranges {
         // Before the seccomp filter: its NO_NEW_PRIVS would disarm the setuid newuidmap.
-        let mapper =
-            Mapper::start(storage.uid_map.as_slice(), storage.gid_map.as_slice(), caller.uid == 0, settings.map_auto)?;
+        let mapper = Mapper::start(
+            one_thread,
+            storage.uid_map.as_slice(),
+            storage.gid_map.as_slice(),
+            caller.uid == 0,
+            settings.map_auto,
+        )?;
         if chown {
             install_filter_for_ranges(settings, storage)?;
         } else {
@@ -82,7 +100,7 @@ pub fn enter(request: &Request<'_>, storage: &mut Storage, bump: &mut Bump<'stat
             .during(Syscall::Mount)
             .map_err(|e| e.in_stage(Stage::RootPropagation))?;
     }
-    Ok(())
+    if settings.binfmt_register { binfmt::register(binfmt).map(Some) } else { Ok(None) }
 }
 
 /// Both complete maps: the caller's own id (to 0 with `--become-root`, else to itself),

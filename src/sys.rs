@@ -15,6 +15,7 @@ use rustix::io::Errno;
 
 pub use linux_raw_sys::general::MOUNT_ATTR_RDONLY;
 
+pub mod args;
 pub mod supervise;
 
 pub type SysResult<T> = Result<T, Errno>;
@@ -158,9 +159,63 @@ pub fn unshare(namespaces: Namespaces) -> SysResult<()> {
     unsafe { rustix::thread::unshare_unsafe(namespaces.flags()) }
 }
 
+/// What holds at the program's entry and nowhere else, made once by `main` (the C entry point):
+/// the tokens that make [`fork`] and the take-over of inherited descriptors sound.
+pub struct Entry {
+    pub single_threaded: SingleThreaded,
+    pub inherited: InheritedFds,
+}
+
+impl Entry {
+    /// # Safety
+    /// Call once, at the program's entry: the process has one thread and will never start
+    /// another, and no handle in it owns a descriptor from 3 up (all of those were inherited).
+    pub unsafe fn claim() -> Self {
+        Self { single_threaded: SingleThreaded(core::marker::PhantomData), inherited: InheritedFds(()) }
+    }
+}
+
+/// Proof that the process has a single thread (see [`Entry::claim`]); it cannot be sent to
+/// another thread. Processes that share the memory (`supervise`) are not threads: each has its
+/// own thread state.
+#[derive(Clone, Copy)]
+pub struct SingleThreaded(core::marker::PhantomData<*const ()>);
+
+// SAFETY: moving the proof into a process that shares this memory (`supervise::spawn_*`) keeps
+// it true there: such a process starts with one thread and this crate starts none. It is not
+// Sync, so no reference to it reaches a thread.
+unsafe impl Send for SingleThreaded {}
+
+/// Proof that every descriptor from 3 up was inherited and belongs to no handle (see
+/// [`Entry::claim`]): `--pack-fds` takes them over. Used up by that one take-over.
+pub struct InheritedFds(());
+
+impl InheritedFds {
+    /// Whether inherited descriptor `fd` is close-on-exec.
+    pub fn is_cloexec(&self, fd: i32) -> SysResult<bool> {
+        // SAFETY: the borrow lasts for this one call, which only reads the descriptor's flags; a
+        // number that is not open fails with EBADF.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        rustix::io::fcntl_getfd(borrowed).map(|flags| flags.contains(rustix::io::FdFlags::CLOEXEC))
+    }
+
+    /// Closes inherited descriptor `fd`.
+    pub fn close(&self, fd: i32) {
+        // SAFETY: by the token's contract no handle owns `fd` (from 3 up, inherited), so closing
+        // it invalidates nothing another part of the process holds.
+        drop(unsafe { <rustix::fd::OwnedFd as rustix::fd::FromRawFd>::from_raw_fd(fd) });
+    }
+}
+
 /// A NULL-terminated array of C-string pointers (an argv), valid for the life of the process.
 #[derive(Clone, Copy)]
 pub struct Argv(*const *const u8);
+
+// SAFETY: the array and its strings are never written and live for the whole process (the
+// constructor's contract), so they may be read from any thread or process sharing the memory.
+unsafe impl Send for Argv {}
+// SAFETY: as for Send: read-only data that outlives every use.
+unsafe impl Sync for Argv {}
 
 impl Argv {
     /// # Safety
@@ -183,13 +238,36 @@ impl Argv {
     }
 }
 
+/// Room for an [`Envp`]'s pointers, kept in static storage.
+pub struct EnvpSlots<const N: usize>([*const u8; N]);
+
+// SAFETY: the slots hold only what `Envp::new` puts there: pointers to 'static C strings that
+// are never written, readable from any thread or process sharing the memory.
+unsafe impl<const N: usize> Send for EnvpSlots<N> {}
+
+impl<const N: usize> EnvpSlots<N> {
+    pub const fn new() -> Self {
+        Self([core::ptr::null(); N])
+    }
+}
+
+impl<const N: usize> Default for EnvpSlots<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// A NULL-terminated environment for `execve()`, built only from C strings that live as long as
 /// the process.
 pub struct Envp<'a>(&'a [*const u8]);
 
 impl<'a> Envp<'a> {
     /// Fills `storage` with `entries` and a NULL; None when they do not fit.
-    pub fn new(storage: &'a mut [*const u8], entries: &[&'static CStr]) -> Option<Self> {
+    pub fn new<const N: usize>(storage: &'a mut EnvpSlots<N>, entries: &[&'static CStr]) -> Option<Self> {
+        Self::in_slice(&mut storage.0, entries)
+    }
+
+    fn in_slice(storage: &'a mut [*const u8], entries: &[&'static CStr]) -> Option<Self> {
         let slots = storage.get_mut(..=entries.len())?;
         let (terminator, used) = slots.split_last_mut()?;
         for (slot, entry) in used.iter_mut().zip(entries) {
@@ -224,7 +302,7 @@ pub fn execve_packed(path: &CStr, args: &[u8], slots: &mut [*const u8]) -> Errno
     }
     slots[count] = core::ptr::null();
     let mut no_env = [core::ptr::null(); 1];
-    let Some(envp) = Envp::new(&mut no_env, &[]) else { return Errno::INVAL };
+    let Some(envp) = Envp::in_slice(&mut no_env, &[]) else { return Errno::INVAL };
     // SAFETY: each of the first `count` pointers points at a NUL-terminated piece of `args`, which
     // outlives the call; the array ends with NULL.
     execve(path, unsafe { Argv::new(slots.as_ptr()) }, &envp)
@@ -232,11 +310,11 @@ pub fn execve_packed(path: &CStr, args: &[u8], slots: &mut [*const u8]) -> Errno
 
 /// `fork()`: a raw `clone(SIGCHLD)`. Returns None in the child, which must end by exec or exit
 /// without returning into the parent's flow; the child's pid in the parent.
-pub fn fork() -> SysResult<Option<rustix::process::Pid>> {
+pub fn fork(_: SingleThreaded) -> SysResult<Option<rustix::process::Pid>> {
     // SAFETY: clone without CLONE_VM gives the child its own copy of the address space and of the
     // descriptor table, so no memory or descriptor of the parent is shared. The process is
-    // single-threaded (no lock can be held by a thread missing in the child), and the child makes
-    // raw syscalls only, never musl's cached-pid functions.
+    // single-threaded (the token: no lock can be held by a thread missing in the child), and the
+    // child makes raw syscalls only, never musl's cached-pid functions.
     let ret = unsafe { sc::syscall!(CLONE, linux_raw_sys::general::SIGCHLD as usize, 0usize, 0usize, 0usize, 0usize) };
     match check(ret)? {
         0 => Ok(None),
@@ -326,7 +404,7 @@ mod tests {
 
     #[test]
     fn envp_is_null_terminated_and_refuses_overflow() {
-        let mut storage = [core::ptr::null(); 3];
+        let mut storage = EnvpSlots::<3>::new();
         let envp = Envp::new(&mut storage, &[c"A=1", c"B=2"]).unwrap();
         assert_eq!(envp.0.len(), 3);
         assert!(envp.0[2].is_null());

@@ -6,16 +6,16 @@ use rustix::io::Errno;
 
 use super::env::{Environment, MAX_ENV};
 use crate::path::PathBuf;
-use crate::sys::{self, Argv, Envp};
+use crate::sys::{self, Argv, Envp, EnvpSlots};
 
 pub struct Storage {
     /// The NULL-terminated environment handed to execve().
-    envp: [*const u8; MAX_ENV + 1],
+    envp: EnvpSlots<{ MAX_ENV + 1 }>,
 }
 
 impl Storage {
     pub const fn new() -> Self {
-        Self { envp: [core::ptr::null(); MAX_ENV + 1] }
+        Self { envp: EnvpSlots::new() }
     }
 }
 

@@ -2,13 +2,14 @@
 //! left ([`prepare`]), what is done after the mounts ([`finish`]), and the command's environment,
 //! descriptors and exec. Submodules by concern:
 //!
-//! - `args`: the argv/environ pointers of the C runtime (a boundary: `unsafe` allowed);
+//! - `args`: argv as the parser reads it;
 //! - `env`: the new environment;
-//! - `fds`: `--pack-fds` (where inherited descriptor numbers become owned: `unsafe` allowed);
+//! - `fds`: `--pack-fds`;
 //! - `exec`: `execvp()`.
 //!
-//! A step that runs between the mounts and the exec (say, forking an init for a PID namespace)
-//! belongs here, called from `run` after [`finish`].
+//! With `--unshare-pid`, [`finish`] and the exec run in the command's process, which the PID
+//! namespace's init starts before the mounts (see `pidns`); [`prepare`] runs before, in the
+//! caller's process.
 
 pub mod args;
 pub mod env;
@@ -25,7 +26,7 @@ use crate::error::{During, Limit, Overflow, Result, Syscall};
 use crate::path::{PATH_CAP, PathBuf};
 use crate::plan::Plan;
 use crate::request::{Chdir, OpKind, Settings};
-use crate::sys;
+use crate::sys::{self, InheritedFds};
 use env::Environment;
 
 /// What was learnt in the caller's namespaces, for later stages.
@@ -35,15 +36,49 @@ pub struct Prepared {
     pub ttyname: Option<&'static CStr>,
     /// The working directory to change to in the sandbox.
     pub cwd: Option<&'static CStr>,
+    /// Whom `LISTEN_PID` names (see [`name_listener`]).
+    pub listener: Listener,
+}
+
+/// Whom `LISTEN_PID` must name: the process that receives the descriptors is the one the
+/// command replaces.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Listener {
+    /// No descriptors are passed: `LISTEN_PID` stays as the caller left it.
+    #[default]
+    Nobody,
+    /// This process (pid read in the caller's namespaces): the command replaces it.
+    This(u64),
+    /// The command's process of a PID namespace, made later (PID 2 as it sees itself).
+    CommandProcess,
+}
+
+/// Descriptors are passed when `--pack-fds` moved some or the caller set `LISTEN_FDS` itself (as
+/// mkosi 25 does: its sandbox fixed the pid). With `--unshare-pid` a `LISTEN_PID` the caller set
+/// names the sandbox's outer process, never the command's: it is rewritten too.
+fn listener_wanted(packed: usize, listen_fds_set: bool, listen_pid_set: bool, unshare_pid: bool) -> bool {
+    packed > 0 || listen_fds_set || (unshare_pid && listen_pid_set)
+}
+
+/// Sets `LISTEN_PID` (once, in the command's process) as `prepare` decided.
+pub fn name_listener(env: &mut Environment<'_>, bump: &mut Bump<'static>, listener: Listener) -> Result<()> {
+    let pid = match listener {
+        Listener::Nobody => return Ok(()),
+        Listener::This(pid) => pid,
+        Listener::CommandProcess => rustix::process::getpid().as_raw_nonzero().get() as u64,
+    };
+    let mut digits = [0u8; decimal::MAX_DIGITS];
+    env.set(bump, b"LISTEN_PID", decimal::format(pid, &mut digits))
 }
 
 /// Work that must happen in the caller's namespaces: the cwd for `--same-dir`, the terminal name
-/// for `/dev/console`, and `--pack-fds` (with `LISTEN_FDS`/`LISTEN_PID`).
+/// for `/dev/console`, and `--pack-fds` (with `LISTEN_FDS`; `LISTEN_PID` is decided here).
 pub fn prepare(
     settings: &Settings,
     plan: &Plan<'_>,
     env: &mut Environment<'_>,
     fds: &mut fds::Storage,
+    inherited: InheritedFds,
     bump: &mut Bump<'static>,
 ) -> Result<Prepared> {
     let cwd = match settings.chdir {
@@ -53,18 +88,23 @@ pub fn prepare(
     };
     let has_dev = plan.iter().any(|op| op.kind == OpKind::Dev);
     let ttyname = if has_dev { stderr_ttyname(bump) } else { None };
-    let mut digits = [0u8; decimal::MAX_DIGITS];
-    let packed = if settings.pack_fds { fds::pack(fds)? } else { 0 };
+    let packed = if settings.pack_fds { fds::pack(fds, inherited)? } else { 0 };
     if packed > 0 {
+        let mut digits = [0u8; decimal::MAX_DIGITS];
         env.set(bump, b"LISTEN_FDS", decimal::format(packed as u64, &mut digits))?;
     }
-    // The descriptors belong to this process, which the command replaces: LISTEN_PID names it.
-    // Also when the caller set LISTEN_FDS itself, as mkosi 25 does (its sandbox fixed the pid).
-    if packed > 0 || env.get(b"LISTEN_FDS").is_some() {
-        let pid = rustix::process::getpid().as_raw_nonzero().get() as u64;
-        env.set(bump, b"LISTEN_PID", decimal::format(pid, &mut digits))?;
-    }
-    Ok(Prepared { ttyname, cwd })
+    let wanted = listener_wanted(
+        packed,
+        env.get(b"LISTEN_FDS").is_some(),
+        env.get(b"LISTEN_PID").is_some(),
+        settings.unshare_pid,
+    );
+    let listener = match (wanted, settings.unshare_pid) {
+        (false, _) => Listener::Nobody,
+        (true, true) => Listener::CommandProcess,
+        (true, false) => Listener::This(rustix::process::getpid().as_raw_nonzero().get() as u64),
+    };
+    Ok(Prepared { ttyname, cwd, listener })
 }
 
 /// The caller's working directory, for `--same-dir`. Never inlined, for the reason `fds::pack`

@@ -11,7 +11,7 @@ use core::mem::{MaybeUninit, align_of, size_of};
 use linux_raw_sys::general::{SIG_BLOCK, SIG_SETMASK, kernel_sigset_t, siginfo_t};
 use rustix::io::Errno;
 
-use super::{SysResult, check};
+use super::{SingleThreaded, SysResult, check};
 
 /// A kernel signal set (`_NSIG` = 64 on the 64-bit targets we build for).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,11 +95,24 @@ pub fn wait_signal(set: &SigSet) -> SysResult<Received> {
 /// # Safety
 /// Descriptors owned by Rust handles are closed too: the process must never use, close or drop a
 /// handle to a descriptor from `first` up afterwards (it may open new ones).
-pub unsafe fn close_from(first: u32) -> SysResult<()> {
+unsafe fn close_from(first: u32) -> SysResult<()> {
     // SAFETY: close_range takes integers only; what the closing means for handles is the
     // caller's contract (above).
     let ret = unsafe { sc::syscall!(CLOSE_RANGE, first, u32::MAX, 0usize) };
     check(ret).map(drop)
+}
+
+/// For a process that from now on only waits, signals and exits: closes every descriptor from
+/// `first` up, then goes on with `then`, which gets `arg` and the outcome of the closing.
+///
+/// Sound because nothing that owns a descriptor is ever reached again: the frames below this
+/// call are never returned to (`then` never returns), and `then` is a plain function whose only
+/// input is a `Copy + Send + 'static` value, which can hold no borrowed handle. (A handle in a
+/// static: this crate has none that safe code reaches; `main`'s storage takes `unsafe`.)
+pub fn close_from_then<A: Copy + Send + 'static>(first: u32, then: fn(A, SysResult<()>) -> !, arg: A) -> ! {
+    // SAFETY: no handle to a descriptor from `first` up is used or dropped afterwards (above).
+    let closed = unsafe { close_from(first) };
+    then(arg, closed)
 }
 
 unsafe extern "C" {
@@ -163,7 +176,7 @@ impl<const N: usize> Default for Stack<N> {
 
 /// The child's side of [`clone_vm`]: runs the closure; with `PID_ONE`, only in the init of a PID
 /// namespace (else it exits with status 1 at once).
-extern "C" fn run_child<F: FnMut() -> i32, const PID_ONE: bool>(arg: *mut c_void) -> c_int {
+extern "C" fn run_child<F: FnMut() -> i32 + Send, const PID_ONE: bool>(arg: *mut c_void) -> c_int {
     if PID_ONE && rustix::process::getpid().as_raw_nonzero().get() != 1 {
         return 1;
     }
@@ -177,7 +190,8 @@ extern "C" fn run_child<F: FnMut() -> i32, const PID_ONE: bool>(arg: *mut c_void
 ///
 /// # Safety
 /// The parent must not touch `stack` or what `child` borrows while the child may still run.
-unsafe fn clone_vm<F: FnMut() -> i32, const PID_ONE: bool, const N: usize>(
+unsafe fn clone_vm<F: FnMut() -> i32 + Send, const PID_ONE: bool, const N: usize>(
+    one_thread: SingleThreaded,
     stack: &mut Guarded<'_, N>,
     child: &mut F,
 ) -> SysResult<rustix::process::Pid> {
@@ -200,46 +214,32 @@ unsafe fn clone_vm<F: FnMut() -> i32, const PID_ONE: bool, const N: usize>(
     }
     // qemu-user refuses CLONE_VM without CLONE_THREAD: a plain fork then, whose child has its own
     // copy of the memory and runs `child` on its copy of this stack.
-    match super::fork()? {
+    match super::fork(one_thread)? {
         None => super::exit_group(run_child::<F, PID_ONE>((child as *mut F).cast())),
         Some(pid) => Ok(pid),
     }
 }
 
-/// Starts the init of the PID namespace that `unshare(CLONE_NEWPID)` prepared (no child may have
-/// been made since) in this process's memory: no page tables to copy, no copy-on-write faults.
-/// `init` runs on `stack` while `parent` runs here with its pid; returns what `parent` returns,
-/// once the init is gone. A child that is not PID 1 exits with status 1 at once.
-///
-/// Why this is sound: the init and every process it makes live in the namespace, and the kernel
-/// ends an init's exit only after every other process of its namespace is gone; this function
-/// returns only after that exit (it waits, unless `parent` reaped the init already). Until then
-/// `init` and `stack` stay borrowed, so `parent` cannot touch them.
-pub fn spawn_init<F: FnMut() -> i32, R, const N: usize>(
-    stack: &mut Guarded<'_, N>,
-    init: &mut F,
-    parent: impl FnOnce(rustix::process::Pid) -> R,
-) -> SysResult<R> {
-    // SAFETY: `stack` and `init` stay borrowed until the namespace is empty (above).
-    let pid = unsafe { clone_vm::<F, true, N>(stack, init) }?;
-    let result = parent(pid);
-    // ECHILD: `parent` reaped it, the namespace is gone.
-    let _ = rustix::process::waitid(rustix::process::WaitId::Pid(pid), rustix::process::WaitIdOptions::EXITED);
-    Ok(result)
-}
-
 /// Starts a process in this one's memory that runs `child` on `stack`, while this one goes on
-/// with `parent`, which never returns: `child` and `stack` stay borrowed for good, so nothing in
-/// this process touches them again (its exit leaves the memory to the child). Returns only when
-/// the process cannot be made.
-pub fn spawn_sharing_memory<F: FnMut() -> i32, const N: usize>(
+/// with `parent` (given its pid and `arg`), which never returns: `child` and `stack` stay
+/// borrowed for good, so nothing in this process touches them again (its exit leaves the memory
+/// to the child). With `PID_ONE` the child must be the init of the PID namespace that
+/// `unshare(CLONE_NEWPID)` prepared (no child may have been made since); one that is not exits
+/// with status 1 at once. Returns only when the process cannot be made.
+///
+/// Why this is sound: `child` is `Send`, so whatever it shares with `parent` is `Sync` (the two
+/// run at the same time, as threads would); `parent` is a plain function whose input is a
+/// `Copy + Send + 'static` value, so it reaches neither `stack` nor `child`'s borrows.
+pub fn spawn_sharing_memory<F: FnMut() -> i32 + Send, A: Copy + Send + 'static, const PID_ONE: bool, const N: usize>(
+    one_thread: SingleThreaded,
     stack: &mut Guarded<'_, N>,
     child: &mut F,
-    parent: fn(rustix::process::Pid) -> !,
+    parent: fn(rustix::process::Pid, A) -> !,
+    arg: A,
 ) -> Errno {
-    // SAFETY: `parent` never returns, so `stack` and `child` are never used here again.
-    match unsafe { clone_vm::<F, false, N>(stack, child) } {
-        Ok(pid) => parent(pid),
+    // SAFETY: `parent` never returns and reaches neither `stack` nor `child` (above).
+    match unsafe { clone_vm::<F, PID_ONE, N>(one_thread, stack, child) } {
+        Ok(pid) => parent(pid, arg),
         Err(e) => e,
     }
 }
