@@ -10,9 +10,9 @@
 //!    fsopen()/fsmount() ([`register`]): the host's tree is still the root then, so the kernel
 //!    opens each interpreter there (flag `F` is added), and the sandbox's root needs no emulator;
 //! 3. kept alive by the mount: an instance and its registrations vanish with its last mount, so
-//!    the instance becomes the floor the sandbox's root is stacked on ([`lay_floor`],
-//!    [`pivot_onto_floor`]). Nothing shows inside: the floor is below the root, not in
-//!    mountinfo, and `/..` stays `/`. Everything goes when the sandbox's mount namespace goes.
+//!    the instance becomes the floor the sandbox's root is stacked on (`mounts`' root set-up).
+//!    Nothing shows inside: the floor is below the root, not in mountinfo, and `/..` stays `/`.
+//!    Everything goes when the sandbox's mount namespace goes.
 //!
 //! A `--binfmt-misc DST` in the same sandbox mounts the same instance (the kernel keys it by the
 //! user namespace). Without a user namespace of its own, or on kernels that give none, the
@@ -25,7 +25,7 @@ use core::ffi::CStr;
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags};
 use rustix::io::Errno;
-use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, OpenTreeFlags, UnmountFlags};
+use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags};
 
 use crate::containers::{Bump, FixedVec};
 use crate::decimal;
@@ -211,9 +211,16 @@ pub fn may_register(own_user_namespace: bool, root_mapped: bool) -> Result<()> {
     Err(Error::invalid(refusal).for_option(OPTION, None, None))
 }
 
-/// The sandbox's binfmt_misc instance: a mount of it, detached until it becomes the floor.
+/// The sandbox's binfmt_misc instance: a mount of it, detached until it becomes the floor of
+/// the sandbox's root (`mounts`).
 #[derive(Debug)]
 pub struct Instance(OwnedFd);
+
+impl AsFd for Instance {
+    fn as_fd(&self) -> rustix::fd::BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
 
 /// Creates the sandbox's private binfmt_misc instance and registers the loaded rules in it. Runs
 /// after `unshare()` of the user and mount namespaces, while `/` is still the host's root.
@@ -283,33 +290,4 @@ fn ensure_private(mount: &OwnedFd) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Before the first pivot, in the workspace: the instance is mounted on `newroot`, and the new
-/// root's own bind of the (empty) `newroot` directory on top of it.
-#[cold]
-#[inline(never)]
-pub fn lay_floor(instance: &Instance) -> Result<()> {
-    let flags = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC;
-    let root = rustix::mount::open_tree(CWD, c"newroot", flags).during(Syscall::OpenTree)?;
-    let empty = MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH;
-    rustix::mount::move_mount(instance.0.as_fd(), c"", CWD, c"newroot", empty).during(Syscall::MoveMount)?;
-    rustix::mount::move_mount(&root, c"", CWD, c"newroot", empty).during(Syscall::MoveMount)
-}
-
-/// The final pivot, onto the floor: the instance becomes the namespace's root mount and the
-/// sandbox's root stays stacked on it. pivot_root() moves only the mount it is given, so it is
-/// given the floor; the process's root is then the top of the stack, as for any unchrooted process
-/// (nested user namespaces stay possible). Ends with the cwd at the new `/`.
-#[cold]
-#[inline(never)]
-pub fn pivot_onto_floor(instance: &Instance) -> Result<()> {
-    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    let top = rustix::fs::openat(CWD, c"newroot", flags, Mode::empty()).during(Syscall::Open)?;
-    rustix::process::fchdir(&instance.0).during(Syscall::Fchdir)?;
-    rustix::process::pivot_root(c".", c".").during(Syscall::PivotRoot)?;
-    // The workspace went on top of the stack: "." reaches it.
-    rustix::mount::unmount(c".", UnmountFlags::DETACH).during(Syscall::Umount2)?;
-    rustix::process::fchdir(&top).during(Syscall::Fchdir)?;
-    rustix::process::chroot(c".").during(Syscall::Chroot)
 }

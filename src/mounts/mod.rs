@@ -1,5 +1,6 @@
-//! The sandbox's filesystem: the root dance (tmpfs workspace, `pivot_root`, the operations,
-//! pivot into the new root) and the execution of each operation, exactly as the original does it.
+//! The sandbox's filesystem: the root dance (`root`: tmpfs workspace, `pivot_root`; then the
+//! operations; then `root` again: pivot into the new root) and the execution of each operation,
+//! exactly as the original does it.
 //!
 //! Paths are relative to the workspace (the tmpfs that becomes `/` during set-up): `oldroot` is the
 //! caller's root, `newroot` the sandbox's.
@@ -8,12 +9,13 @@
 
 mod beneath;
 mod fresh;
+mod root;
 
 use core::ffi::CStr;
 
 use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags};
 use rustix::io::Errno;
-use rustix::mount::{MountFlags, MountPropagationFlags, MoveMountFlags, OpenTreeFlags, UnmountFlags};
+use rustix::mount::{MountFlags, MoveMountFlags, OpenTreeFlags};
 
 use crate::error::{Cause, During, Error, Result, Stage, Syscall, TooLong};
 use crate::line::Line;
@@ -115,27 +117,7 @@ struct Work<'w, 'p> {
 /// Builds the sandbox and makes it the root. On return the cwd is the new `/`.
 pub fn setup(plan: &Plan<'_>, storage: &mut Storage, context: &Context<'_>) -> Result<()> {
     let stage = |e: Error| e.in_stage(Stage::Setup);
-    // A tmpfs workspace, so that everything made here vanishes with the sandbox.
-    rustix::mount::mount(c"tmpfs", c"/tmp", c"tmpfs", MountFlags::empty(), None)
-        .during(Syscall::Mount)
-        .map_err(|e| e.in_stage_at(Stage::Setup, c"/tmp"))?;
-    rustix::process::chdir(c"/tmp").during(Syscall::Chdir).map_err(stage)?;
-    mkdir(c"newroot", DIR_MODE).during(Syscall::Mkdir).map_err(stage)?;
-    mkdir(c"oldroot", DIR_MODE).during(Syscall::Mkdir).map_err(stage)?;
-    match context.floor {
-        Some(floor) => crate::binfmt::lay_floor(floor).map_err(stage)?,
-        None => rustix::mount::mount_bind_recursive(c"newroot", c"newroot").during(Syscall::Mount).map_err(stage)?,
-    }
-
-    if rustix::process::pivot_root(c".", c"oldroot").is_err() {
-        // In an initramfs `/` is not a mount point and pivot_root() fails: move instead.
-        rustix::mount::mount_bind_recursive(c"/", c"oldroot").during(Syscall::Mount).map_err(stage)?;
-        rustix::mount::mount_move(c".", c"/").during(Syscall::Mount).map_err(stage)?;
-        rustix::process::chroot(c".").during(Syscall::Chroot).map_err(stage)?;
-        rustix::process::chdir(c".").during(Syscall::Chdir).map_err(stage)?;
-        // The workspace hid the caller's /tmp, which may hold sources: reveal it again.
-        rustix::mount::unmount(c"oldroot/tmp", UnmountFlags::DETACH).during(Syscall::Umount2).map_err(stage)?;
-    }
+    root::enter_workspace(context.floor).map_err(stage)?;
 
     let ctx = &mut Work {
         scratch: storage,
@@ -176,19 +158,7 @@ pub fn setup(plan: &Plan<'_>, storage: &mut Storage, context: &Context<'_>) -> R
         sys::restore_sigxfsz(&old).during(Syscall::RtSigaction).map_err(stage)?;
     }
 
-    if let Some(floor) = context.floor {
-        crate::binfmt::pivot_onto_floor(floor).map_err(stage)?;
-    } else {
-        rustix::process::chdir(c"newroot").during(Syscall::Chdir).map_err(stage)?;
-        // newroot is a mount point, so this pivot cannot hit the initramfs case.
-        rustix::process::pivot_root(c".", c".").during(Syscall::PivotRoot).map_err(stage)?;
-        rustix::mount::unmount(c".", UnmountFlags::DETACH).during(Syscall::Umount2).map_err(stage)?;
-    }
-    // A new peer group: mounts made inside propagate inside, never to the host.
-    rustix::mount::mount_change(c".", MountPropagationFlags::SHARED | MountPropagationFlags::REC)
-        .during(Syscall::Mount)
-        .map_err(stage)?;
-    Ok(())
+    root::pivot_into_new_root(context.floor).map_err(stage)
 }
 
 fn execute(ctx: &mut Work<'_, '_>, op: &Op) -> Result<()> {
