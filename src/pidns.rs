@@ -257,19 +257,75 @@ fn reap(command: Pid, _closed: sys::SysResult<()>) -> ! {
 /// Passes a signal on, unless the terminal sent it to the whole process group (the command is
 /// in it and got its own). A target that is already gone is not an error.
 fn forward(got: supervise::Received, to: Pid) {
-    if got.code == SI_KERNEL as i32 || !FORWARDED.contains(&got.signo) {
-        return;
-    }
-    if let Some(signal) = Signal::from_named_raw(got.signo as i32) {
+    if let Some(signal) = forwarded(got) {
         let _ = rustix::process::kill_process(to, signal);
     }
 }
 
+fn forwarded(got: supervise::Received) -> Option<Signal> {
+    if got.code == SI_KERNEL as i32 || !FORWARDED.contains(&got.signo) {
+        return None;
+    }
+    Signal::from_named_raw(got.signo as i32)
+}
+
 /// The command's exit status, or 128+N for death by signal N.
 fn exit_status(status: WaitStatus) -> i32 {
-    match (status.exit_status(), status.terminating_signal()) {
+    status_of(status.exit_status(), status.terminating_signal())
+}
+
+fn status_of(exit: Option<i32>, signal: Option<i32>) -> i32 {
+    match (exit, signal) {
         (Some(code), _) => code,
         (None, Some(signal)) => SIGNALLED + signal,
         (None, None) => 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use linux_raw_sys::general::{SI_USER, SIGKILL, SIGSTOP};
+
+    use super::*;
+
+    fn got(signo: u32, code: u32) -> supervise::Received {
+        supervise::Received { signo, code: code as i32 }
+    }
+
+    #[test]
+    fn signals_sent_to_the_sandbox_are_forwarded() {
+        for signo in FORWARDED {
+            assert_eq!(forwarded(got(signo, SI_USER)).map(Signal::as_raw), Some(signo as i32));
+        }
+    }
+
+    #[test]
+    fn the_terminal_s_signals_are_not_forwarded_twice() {
+        assert_eq!(forwarded(got(SIGINT, SI_KERNEL)), None);
+        assert_eq!(forwarded(got(SIGWINCH, SI_KERNEL)), None);
+    }
+
+    #[test]
+    fn only_the_listed_signals_are_forwarded() {
+        assert_eq!(forwarded(got(SIGCHLD, SI_USER)), None);
+        assert_eq!(forwarded(got(SIGKILL, SI_USER)), None);
+        assert_eq!(forwarded(got(SIGSTOP, SI_USER)), None);
+    }
+
+    #[test]
+    fn waited_holds_the_forwarded_signals_and_sigchld() {
+        assert_eq!(
+            WAITED,
+            SigSet::of(&[SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT, SIGCHLD])
+        );
+    }
+
+    #[test]
+    fn exit_statuses_are_the_shell_s() {
+        assert_eq!(status_of(Some(0), None), 0);
+        assert_eq!(status_of(Some(3), None), 3);
+        assert_eq!(status_of(None, Some(9)), 137);
+        assert_eq!(status_of(None, Some(15)), 143);
+        assert_eq!(status_of(None, None), 1);
     }
 }

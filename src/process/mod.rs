@@ -60,6 +60,16 @@ fn listener_wanted(packed: usize, listen_fds_set: bool, listen_pid_set: bool, un
     packed > 0 || listen_fds_set || (unshare_pid && listen_pid_set)
 }
 
+/// With `--unshare-pid` the command's process is made later; else it is this one, whose pid is
+/// read now, in the caller's PID namespace.
+fn listener(wanted: bool, unshare_pid: bool, getpid: impl FnOnce() -> u64) -> Listener {
+    match (wanted, unshare_pid) {
+        (false, _) => Listener::Nobody,
+        (true, true) => Listener::CommandProcess,
+        (true, false) => Listener::This(getpid()),
+    }
+}
+
 /// Sets `LISTEN_PID` (once, in the command's process) as `prepare` decided.
 pub fn name_listener(env: &mut Environment<'_>, bump: &mut Bump<'static>, listener: Listener) -> Result<()> {
     let pid = match listener {
@@ -99,11 +109,7 @@ pub fn prepare(
         env.get(b"LISTEN_PID").is_some(),
         settings.unshare_pid,
     );
-    let listener = match (wanted, settings.unshare_pid) {
-        (false, _) => Listener::Nobody,
-        (true, true) => Listener::CommandProcess,
-        (true, false) => Listener::This(rustix::process::getpid().as_raw_nonzero().get() as u64),
-    };
+    let listener = listener(wanted, settings.unshare_pid, || rustix::process::getpid().as_raw_nonzero().get() as u64);
     Ok(Prepared { ttyname, cwd, listener })
 }
 
@@ -119,7 +125,7 @@ fn same_dir(bump: &mut Bump<'static>) -> Result<&'static CStr> {
 /// After the mounts: the working directory, the caller's umask, `--exec-fd`, `--suspend`.
 pub fn finish(settings: &Settings, prepared: &Prepared, umask: Mode) -> Result<()> {
     if let Some(dir) = prepared.cwd {
-        let option = if matches!(settings.chdir, Some(Chdir::SameDir)) { "--same-dir" } else { "--chdir" };
+        let option = chdir_option(settings.chdir);
         rustix::process::chdir(dir).during(Syscall::Chdir).map_err(|e| e.for_option(option, Some(dir), None))?;
     }
     rustix::process::umask(umask);
@@ -132,6 +138,11 @@ pub fn finish(settings: &Settings, prepared: &Prepared, umask: Mode) -> Result<(
             .map_err(|e| e.for_option("--suspend", None, None))?;
     }
     Ok(())
+}
+
+/// The option a failing change of directory is blamed on.
+fn chdir_option(chdir: Option<Chdir>) -> &'static str {
+    if matches!(chdir, Some(Chdir::SameDir)) { "--same-dir" } else { "--chdir" }
 }
 
 /// The host path of the terminal on stderr (`os.ttyname(2)`), or None when stderr is not a
@@ -149,4 +160,45 @@ fn stderr_ttyname(bump: &mut Bump<'static>) -> Option<&'static CStr> {
         return None;
     }
     bump.cstr(&[path.as_bytes()]).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_pid_is_set_when_descriptors_are_passed() {
+        assert!(!listener_wanted(0, false, false, false));
+        assert!(listener_wanted(2, false, false, false), "--pack-fds moved some");
+        assert!(listener_wanted(0, true, false, false), "the caller's LISTEN_FDS (mkosi 25)");
+        assert!(!listener_wanted(0, false, true, false), "the caller's LISTEN_PID alone is left alone");
+        assert!(listener_wanted(0, false, true, true), "... but names the command's process in a PID namespace");
+    }
+
+    #[test]
+    fn listen_pid_names_the_process_the_command_replaces() {
+        let never = || -> u64 { panic!("no getpid() needed") };
+        assert_eq!(listener(false, false, never), Listener::Nobody);
+        assert_eq!(listener(false, true, never), Listener::Nobody);
+        assert_eq!(listener(true, true, never), Listener::CommandProcess);
+        assert_eq!(listener(true, false, || 42), Listener::This(42));
+    }
+
+    #[test]
+    fn listen_pid_is_written_once_with_the_pid() {
+        let mut storage = env::Storage::new();
+        let mut bump = Bump::new(Box::leak(vec![0u8; 256].into_boxed_slice()));
+        let mut env = Environment::inherit([c"LISTEN_PID=1", c"A=b"].into_iter(), &mut storage).unwrap();
+        name_listener(&mut env, &mut bump, Listener::Nobody).unwrap();
+        assert_eq!(env.get(b"LISTEN_PID"), Some(&b"1"[..]));
+        name_listener(&mut env, &mut bump, Listener::This(4321)).unwrap();
+        assert_eq!(env.get(b"LISTEN_PID"), Some(&b"4321"[..]));
+        assert_eq!(env.entries().len(), 2);
+    }
+
+    #[test]
+    fn a_failed_chdir_blames_the_option_given() {
+        assert_eq!(chdir_option(Some(Chdir::SameDir)), "--same-dir");
+        assert_eq!(chdir_option(Some(Chdir::Path(c"/x"))), "--chdir");
+    }
 }
