@@ -161,7 +161,8 @@ pub fn run(args: &CArgs, environ: &CEnv, entry: sys::Entry, storage: &'static mu
     let term_is_dumb = term_is_dumb(&env);
     let sys::Entry { single_threaded, inherited } = entry;
     let stages = Stages { plan, fds, namespaces, binfmt, mounts, exec };
-    let mut sandbox = match enter(&request, args, env, single_threaded, inherited, stages, bump) {
+    let command = args.command(request.settings.command);
+    let mut sandbox = match enter(&request, command, env, single_threaded, inherited, stages, bump) {
         Ok(sandbox) => sandbox,
         Err(e) => return exit_status(&e, term_is_dumb),
     };
@@ -201,9 +202,10 @@ pub struct Entered<'s> {
 
 /// Everything up to the PID namespace's processes, in the caller's process: the plan, the
 /// environment, what must be learnt in the caller's namespaces, then the namespaces themselves.
+/// `command` is what [`Entered::exec`] runs.
 pub fn enter<'s>(
     request: &'s Request<'s>,
-    args: &CArgs,
+    command: (&'static CStr, Argv),
     mut env: Environment<'s>,
     single_threaded: sys::SingleThreaded,
     inherited: sys::InheritedFds,
@@ -230,7 +232,7 @@ pub fn enter<'s>(
         mounts: stages.mounts,
         exec: stages.exec,
         bump,
-        command: args.command(settings.command),
+        command,
         term_is_dumb,
     })
 }

@@ -187,12 +187,13 @@ pub struct SingleThreaded(core::marker::PhantomData<*const ()>);
 unsafe impl Send for SingleThreaded {}
 
 /// Proof that every descriptor from 3 up was inherited and belongs to no handle (see
-/// [`Entry::claim`]): `--pack-fds` takes them over. Used up by that one take-over.
+/// [`Entry::claim`]): `--pack-fds` takes them over. Used up by that one take-over; its methods
+/// are the crate's own, used by `process::fds::pack` on inherited numbers only.
 pub struct InheritedFds(());
 
 impl InheritedFds {
     /// Whether inherited descriptor `fd` is close-on-exec.
-    pub fn is_cloexec(&self, fd: i32) -> SysResult<bool> {
+    pub(crate) fn is_cloexec(&self, fd: i32) -> SysResult<bool> {
         // SAFETY: the borrow lasts for this one call, which only reads the descriptor's flags; a
         // number that is not open fails with EBADF.
         let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
@@ -200,7 +201,7 @@ impl InheritedFds {
     }
 
     /// Closes inherited descriptor `fd`.
-    pub fn close(&self, fd: i32) {
+    pub(crate) fn close(&self, fd: i32) {
         // SAFETY: by the token's contract no handle owns `fd` (from 3 up, inherited), so closing
         // it invalidates nothing another part of the process holds.
         drop(unsafe { <rustix::fd::OwnedFd as rustix::fd::FromRawFd>::from_raw_fd(fd) });

@@ -108,8 +108,9 @@ unsafe fn close_from(first: u32) -> SysResult<()> {
 /// Sound because nothing that owns a descriptor is ever reached again: the frames below this
 /// call are never returned to (`then` never returns), and `then` is a plain function whose only
 /// input is a `Copy + Send + 'static` value, which can hold no borrowed handle. (A handle in a
-/// static: this crate has none that safe code reaches; `main`'s storage takes `unsafe`.)
-pub fn close_from_then<A: Copy + Send + 'static>(first: u32, then: fn(A, SysResult<()>) -> !, arg: A) -> ! {
+/// static: this crate has none that safe code reaches, `main`'s storage takes `unsafe`; hence
+/// crate-only.)
+pub(crate) fn close_from_then<A: Copy + Send + 'static>(first: u32, then: fn(A, SysResult<()>) -> !, arg: A) -> ! {
     // SAFETY: no handle to a descriptor from `first` up is used or dropped afterwards (above).
     let closed = unsafe { close_from(first) };
     then(arg, closed)
