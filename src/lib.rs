@@ -45,28 +45,31 @@
 
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
+// The modules are private (rustc then reports what is unused); these docs are for the crate's
+// developers, and `make check` documents private items, so the links resolve.
+#![allow(rustdoc::private_intra_doc_links)]
 
-pub mod binfmt;
-pub mod cli;
-pub mod containers;
-pub mod decimal;
-pub mod error;
-pub mod foreign_uid;
-pub mod line;
-pub mod mapper;
-pub mod mounts;
-pub mod namespaces;
+mod binfmt;
+mod cli;
+mod containers;
+mod decimal;
+mod error;
+mod foreign_uid;
+mod line;
+mod mapper;
+mod mounts;
+mod namespaces;
 pub mod options;
-pub mod path;
-pub mod pidns;
-pub mod plan;
-pub mod process;
-pub mod report;
-pub mod request;
+mod path;
+mod pidns;
+mod plan;
+mod process;
+mod report;
+mod request;
 pub mod seccomp;
-pub mod subid;
+mod subid;
 pub mod sys;
-pub mod userns;
+mod userns;
 
 use core::ffi::CStr;
 
@@ -84,12 +87,12 @@ use sys::Argv;
 use sys::args::{CArgs, CEnv};
 
 /// Exit status when the command does not exist, as shells (and the original) use.
-pub const EXIT_NOT_FOUND: i32 = 127;
+pub(crate) const EXIT_NOT_FOUND: i32 = 127;
 
 /// Bytes for derived strings: sort keys, `NAME=VALUE` pairs, the cwd. Larger than the kernel's
 /// limit on argv plus environ (ARG_MAX at the default stack rlimit is 2 MiB) so that every key of
 /// the largest possible command line fits.
-pub const MAX_DERIVED_BYTES: usize = 6 << 20;
+pub(crate) const MAX_DERIVED_BYTES: usize = 6 << 20;
 
 /// The working storage of every stage, in one place.
 pub struct Storage {
@@ -176,18 +179,18 @@ pub fn run(args: &CArgs, environ: &CEnv, entry: sys::Entry, storage: &'static mu
 }
 
 /// The stages' storage that [`enter`] and [`Entered`] work in.
-pub struct Stages<'s> {
-    pub plan: &'s mut plan::Storage,
-    pub fds: &'s mut process::fds::Storage,
-    pub namespaces: &'s mut namespaces::Storage,
-    pub binfmt: &'s mut binfmt::Storage,
-    pub mounts: &'s mut mounts::Storage,
-    pub exec: &'s mut process::exec::Storage,
+pub(crate) struct Stages<'s> {
+    pub(crate) plan: &'s mut plan::Storage,
+    pub(crate) fds: &'s mut process::fds::Storage,
+    pub(crate) namespaces: &'s mut namespaces::Storage,
+    pub(crate) binfmt: &'s mut binfmt::Storage,
+    pub(crate) mounts: &'s mut mounts::Storage,
+    pub(crate) exec: &'s mut process::exec::Storage,
 }
 
 /// A sandbox whose namespaces are entered: everything the command's process needs to build the
 /// root and exec.
-pub struct Entered<'s> {
+pub(crate) struct Entered<'s> {
     settings: &'s Settings,
     plan: Plan<'s>,
     env: Environment<'s>,
@@ -203,7 +206,7 @@ pub struct Entered<'s> {
 /// Everything up to the PID namespace's processes, in the caller's process: the plan, the
 /// environment, what must be learnt in the caller's namespaces, then the namespaces themselves.
 /// `command` is what [`Entered::exec`] runs.
-pub fn enter<'s>(
+pub(crate) fn enter<'s>(
     request: &'s Request<'s>,
     command: (&'static CStr, Argv),
     mut env: Environment<'s>,
@@ -239,7 +242,7 @@ pub fn enter<'s>(
 
 impl Entered<'_> {
     /// In the command's process: the new root, then the process itself; ready to exec.
-    pub fn build(&mut self) -> error::Result<()> {
+    pub(crate) fn build(&mut self) -> error::Result<()> {
         let settings = self.settings;
         process::name_listener(&mut self.env, &mut self.bump, self.prepared.listener)?;
         let umask = rustix::process::umask(Mode::empty());
@@ -255,7 +258,7 @@ impl Entered<'_> {
     }
 
     /// The command, in place of this process; returns only the error that prevented it.
-    pub fn exec(&mut self) -> Error {
+    pub(crate) fn exec(&mut self) -> Error {
         let (command, argv) = self.command;
         let errno = process::exec::execvp(command, argv, &self.env, self.exec, self.mounts.spare_path());
         Error::sys(Syscall::Execvp, errno).for_argument(command)

@@ -5,40 +5,40 @@
 use crate::decimal;
 
 /// Bytes one message may take.
-pub const LINE_CAP: usize = 8192;
+pub(crate) const LINE_CAP: usize = 8192;
 
-pub struct Line {
+pub(crate) struct Line {
     buf: [u8; LINE_CAP],
     len: usize,
 }
 
 impl Line {
-    pub const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         Self { buf: [0; LINE_CAP], len: 0 }
     }
 
-    pub fn push(&mut self, bytes: &[u8]) {
+    pub(crate) fn push(&mut self, bytes: &[u8]) {
         let room = self.buf.len() - self.len;
         let n = bytes.len().min(room);
         self.buf[self.len..self.len + n].copy_from_slice(&bytes[..n]);
         self.len += n;
     }
 
-    pub fn push_u64(&mut self, value: u64) {
+    pub(crate) fn push_u64(&mut self, value: u64) {
         let mut digits = [0u8; decimal::MAX_DIGITS];
         self.push(decimal::format(value, &mut digits));
     }
 
-    pub fn as_bytes(&self) -> &[u8] {
+    pub(crate) fn as_bytes(&self) -> &[u8] {
         &self.buf[..self.len]
     }
 
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.len = 0;
     }
 
     /// Writes the line to stderr in one `write()` (more only if the kernel takes part of it).
-    pub fn flush_to_stderr(&mut self) {
+    pub(crate) fn flush_to_stderr(&mut self) {
         let mut rest = self.as_bytes();
         while !rest.is_empty() {
             match rustix::io::write(crate::sys::stderr(), rest) {

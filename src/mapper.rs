@@ -30,7 +30,7 @@ const REPORT_CAP: usize = 1024;
 
 /// Why the maps were not written, when the tools have no words of their own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// newuidmap/newgidmap are missing.
     ToolNotInstalled,
     /// The helper died without saying how it went.
@@ -50,7 +50,7 @@ impl Reason for Refusal {
 }
 
 /// The helper process, between fork and verdict.
-pub struct Mapper {
+pub(crate) struct Mapper {
     pid: Option<Pid>,
     /// Writing one byte says "unshared, go"; closing it unwritten says "give up".
     go: Option<OwnedFd>,
@@ -64,7 +64,7 @@ impl Mapper {
     /// maps itself; otherwise the setuid tools must be installed (checked here, before forking).
     #[cold]
     #[inline(never)]
-    pub fn start(
+    pub(crate) fn start(
         one_thread: SingleThreaded,
         uid_map: &[Range],
         gid_map: &[Range],
@@ -104,7 +104,7 @@ impl Mapper {
     /// of a failure (the tool's own words) is copied into `bump`.
     #[cold]
     #[inline(never)]
-    pub fn finish(mut self, bump: &mut Bump<'static>) -> Result<()> {
+    pub(crate) fn finish(mut self, bump: &mut Bump<'static>) -> Result<()> {
         // Set-id history makes a process non-dumpable, and then its /proc files belong to root,
         // which newuidmap refuses.
         rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::Dumpable)

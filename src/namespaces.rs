@@ -14,13 +14,13 @@ use crate::sys::{Namespaces, SingleThreaded};
 use crate::{binfmt, foreign_uid, seccomp, sys, userns};
 
 /// The two complete maps when subordinate ranges are asked for.
-pub struct Storage {
+pub(crate) struct Storage {
     uid_map: Ranges,
     gid_map: Ranges,
 }
 
 impl Storage {
-    pub const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         Self { uid_map: FixedVec::new(), gid_map: FixedVec::new() }
     }
 }
@@ -35,7 +35,7 @@ impl Default for Storage {
 /// (on the host) and registered last (in the new user namespace's own binfmt_misc instance,
 /// returned: the sandbox's root is stacked on it). `bump` keeps the words of a failing
 /// newuidmap for the message.
-pub fn enter<'b>(
+pub(crate) fn enter<'b>(
     request: &Request<'_>,
     storage: &mut Storage,
     binfmt: &'b mut binfmt::Storage,

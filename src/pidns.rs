@@ -54,14 +54,14 @@ fn die_with_parent(e: Error) -> Error {
 }
 
 /// `--die-with-parent`, part one: the caller's pid, read first thing (None without the option).
-pub fn parent(wanted: bool) -> Option<Option<Pid>> {
+pub(crate) fn parent(wanted: bool) -> Option<Option<Pid>> {
     wanted.then(rustix::process::getppid)
 }
 
 /// `--die-with-parent`, part two: SIGKILL when the caller dies; then, closing the window before
 /// it was set, make sure the caller is still the parent (else it died and we were reparented).
 /// Called after the user namespace exists (creating one may reset the setting).
-pub fn die_with(parent: Option<Pid>) -> Result<()> {
+pub(crate) fn die_with(parent: Option<Pid>) -> Result<()> {
     rustix::process::set_parent_process_death_signal(Some(Signal::KILL))
         .during(Syscall::Prctl)
         .map_err(die_with_parent)?;
@@ -81,7 +81,7 @@ struct Saved {
 /// The stacks of the init and of the command's process, which run in the sandbox process's
 /// memory (see [`start`]). Untouched pages cost nothing; the command's needs the depth of the
 /// mounts, the exec and an error report.
-pub struct Storage {
+pub(crate) struct Storage {
     init: Stack<INIT_STACK>,
     command: Stack<COMMAND_STACK>,
 }
@@ -90,7 +90,7 @@ const INIT_STACK: usize = 64 << 10;
 const COMMAND_STACK: usize = 1 << 20;
 
 impl Storage {
-    pub const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         Self { init: Stack::new(), command: Stack::new() }
     }
 }
@@ -115,7 +115,7 @@ impl Default for Storage {
 /// process gets a memory of its own at exec. (This is why the command's part is a function and
 /// not the rest of the caller's code: a process on a stack of its own cannot return into the
 /// caller's frames, which the sandbox process's stack still holds.)
-pub fn start<T: Send>(
+pub(crate) fn start<T: Send>(
     one_thread: SingleThreaded,
     stacks: &mut Storage,
     command: fn(&mut T, Result<()>) -> i32,

@@ -7,7 +7,7 @@ use crate::line::Line;
 
 /// Prints the error (with the original's explanations for ENOSYS and a forbidden unshare);
 /// returns the exit status 1.
-pub fn report(error: &Error, term_is_dumb: bool) -> i32 {
+pub(crate) fn report(error: &Error, term_is_dumb: bool) -> i32 {
     // Made here, not up front: an 8 KiB buffer costs page faults on every start otherwise.
     let mut line = Line::new();
     let line = &mut line;

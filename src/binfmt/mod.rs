@@ -18,7 +18,7 @@
 //! user namespace). Without a user namespace of its own, or on kernels that give none, the
 //! sandbox refuses: the registrations would land in the host's instance.
 
-pub mod rule;
+pub(crate) mod rule;
 
 use core::ffi::CStr;
 
@@ -32,20 +32,20 @@ use crate::decimal;
 use crate::error::{During, Error, Limit, Overflow, Reason, Result, Syscall};
 
 /// Rules over all `--binfmt-register` arguments (a file may hold several).
-pub const MAX_RULES: usize = 256;
+pub(crate) const MAX_RULES: usize = 256;
 /// Largest binfmt.d file read.
 const MAX_FILE: usize = 1 << 20;
 const OPTION: &str = "--binfmt-register";
 
 /// The checked rules and the instance (static memory, touched only when the option is given;
 /// the instance's descriptor is close-on-exec).
-pub struct Storage {
+pub(crate) struct Storage {
     rules: FixedVec<Rule, MAX_RULES>,
     instance: Option<Instance>,
 }
 
 impl Storage {
-    pub const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         Self { rules: FixedVec::new(), instance: None }
     }
 }
@@ -58,18 +58,18 @@ impl Default for Storage {
 
 /// One checked rule, ready for the kernel.
 #[derive(Debug, Clone, Copy)]
-pub struct Rule {
+pub(crate) struct Rule {
     /// The register line as given (trimmed); `F` is appended when missing.
-    pub line: &'static [u8],
-    pub name: &'static [u8],
-    pub add_fix_binary: bool,
+    pub(crate) line: &'static [u8],
+    pub(crate) name: &'static [u8],
+    pub(crate) add_fix_binary: bool,
     /// Where it came from, for messages: the argument, or `FILE:LINE`.
-    pub origin: &'static CStr,
+    pub(crate) origin: &'static CStr,
 }
 
 /// Why `--binfmt-register` is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// A rule or its file, worded by the check at fault (the field first, as `rule` does).
     Rule(rule::Bad),
     /// No user namespace of the sandbox's own.
@@ -117,7 +117,7 @@ fn bad(why: rule::Bad) -> Error {
 /// checks every rule and its interpreter on the host, and refuses duplicate names.
 #[cold]
 #[inline(never)]
-pub fn load(args: &[&'static CStr], storage: &mut Storage, bump: &mut Bump<'static>) -> Result<()> {
+pub(crate) fn load(args: &[&'static CStr], storage: &mut Storage, bump: &mut Bump<'static>) -> Result<()> {
     let rules = &mut storage.rules;
     for &arg in args {
         let given = arg.to_bytes();
@@ -200,7 +200,7 @@ fn read_file(path: &CStr, bump: &mut Bump<'static>) -> Result<&'static [u8]> {
 /// `register` file belong to that user (a caller mapped only to itself gets EACCES).
 #[cold]
 #[inline(never)]
-pub fn may_register(own_user_namespace: bool, root_mapped: bool) -> Result<()> {
+pub(crate) fn may_register(own_user_namespace: bool, root_mapped: bool) -> Result<()> {
     let refusal = if !own_user_namespace {
         Refusal::NoUserNamespace
     } else if !root_mapped {
@@ -214,7 +214,7 @@ pub fn may_register(own_user_namespace: bool, root_mapped: bool) -> Result<()> {
 /// The sandbox's binfmt_misc instance: a mount of it, detached until it becomes the floor of
 /// the sandbox's root (`mounts`).
 #[derive(Debug)]
-pub struct Instance(OwnedFd);
+pub(crate) struct Instance(OwnedFd);
 
 impl AsFd for Instance {
     fn as_fd(&self) -> rustix::fd::BorrowedFd<'_> {
@@ -226,7 +226,7 @@ impl AsFd for Instance {
 /// after `unshare()` of the user and mount namespaces, while `/` is still the host's root.
 #[cold]
 #[inline(never)]
-pub fn register(storage: &mut Storage) -> Result<&Instance> {
+pub(crate) fn register(storage: &mut Storage) -> Result<&Instance> {
     let blame = |e: Error| e.for_option(OPTION, None, None);
     let fs = rustix::mount::fsopen(c"binfmt_misc", FsOpenFlags::FSOPEN_CLOEXEC).map_err(|e| match e {
         Errno::NODEV => blame(Error::invalid(Refusal::Missing)),

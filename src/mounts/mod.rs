@@ -32,7 +32,7 @@ const TMP_MODE: u32 = 0o1777;
 
 /// The paths and open directories the operations work with, reused from one operation to the
 /// next (static memory: no heap, and pages are touched only when used).
-pub struct Storage {
+pub(crate) struct Storage {
     /// The resolved source of a bind (under `oldroot`, or `newroot` for `+` sources), or a device
     /// node; also a lower/upper directory of an overlay.
     source: PathBuf,
@@ -136,11 +136,11 @@ impl Resolver {
 impl Storage {
     /// A path buffer that set-up no longer needs once it is done, and has touched already: the
     /// exec's PATH search writes there without a new page fault.
-    pub fn spare_path(&mut self) -> &mut PathBuf {
+    pub(crate) fn spare_path(&mut self) -> &mut PathBuf {
         &mut self.source
     }
 
-    pub const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         Self {
             source: PathBuf::new(),
             target: PathBuf::new(),
@@ -159,18 +159,18 @@ impl Default for Storage {
 
 /// What the operations need besides the plan.
 #[derive(Debug, Clone, Copy)]
-pub struct Context<'a> {
+pub(crate) struct Context<'a> {
     /// The host path of the terminal on stderr, for `/dev/console`.
-    pub ttyname: Option<&'a CStr>,
+    pub(crate) ttyname: Option<&'a CStr>,
     /// The caller's umask; set-up runs with umask 0 and explicit modes.
-    pub umask: Mode,
+    pub(crate) umask: Mode,
     /// `--debug`: print each operation before it runs.
-    pub debug: bool,
+    pub(crate) debug: bool,
     /// The sandbox's binfmt_misc instance (`--binfmt-register`): the root is stacked on it.
-    pub floor: Option<&'a crate::binfmt::Instance>,
+    pub(crate) floor: Option<&'a crate::binfmt::Instance>,
     /// `--unshare-pid`: `--proc` mounts a procfs of the new PID namespace instead of binding the
     /// caller's.
-    pub new_proc: bool,
+    pub(crate) new_proc: bool,
 }
 
 /// One operation's view: the storage, the plan (for overlay lower directories), the context.
@@ -187,7 +187,7 @@ struct Work<'w, 'p> {
 }
 
 /// Builds the sandbox and makes it the root. On return the cwd is the new `/`.
-pub fn setup(plan: &Plan<'_>, storage: &mut Storage, context: &Context<'_>) -> Result<()> {
+pub(crate) fn setup(plan: &Plan<'_>, storage: &mut Storage, context: &Context<'_>) -> Result<()> {
     let stage = |e: Error| e.in_stage(Stage::Setup);
     root::enter_workspace(context.floor).map_err(stage)?;
 

@@ -13,7 +13,7 @@ use crate::error::{During, Result, Stage, Syscall};
 
 /// Makes a tmpfs workspace the root, with the caller's root at `oldroot` and the (empty) new
 /// root, a mount point, at `newroot`; the cwd is the workspace.
-pub fn enter_workspace(floor: Option<&Instance>) -> Result<()> {
+pub(crate) fn enter_workspace(floor: Option<&Instance>) -> Result<()> {
     // A tmpfs workspace, so that everything made here vanishes with the sandbox.
     rustix::mount::mount(c"tmpfs", c"/tmp", c"tmpfs", MountFlags::empty(), None)
         .during(Syscall::Mount)
@@ -39,7 +39,7 @@ pub fn enter_workspace(floor: Option<&Instance>) -> Result<()> {
 
 /// Makes `newroot` the root (the workspace and the caller's root go), as a new peer group. On
 /// return the cwd is the new `/`.
-pub fn pivot_into_new_root(floor: Option<&Instance>) -> Result<()> {
+pub(crate) fn pivot_into_new_root(floor: Option<&Instance>) -> Result<()> {
     if let Some(floor) = floor {
         pivot_onto_floor(floor)?;
     } else {

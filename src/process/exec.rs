@@ -8,13 +8,13 @@ use super::env::{Environment, MAX_ENV};
 use crate::path::PathBuf;
 use crate::sys::{self, Argv, Envp, EnvpSlots};
 
-pub struct Storage {
+pub(crate) struct Storage {
     /// The NULL-terminated environment handed to execve().
     envp: EnvpSlots<{ MAX_ENV + 1 }>,
 }
 
 impl Storage {
-    pub const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         Self { envp: EnvpSlots::new() }
     }
 }
@@ -29,7 +29,13 @@ impl Default for Storage {
 /// shell fallback for ENOEXEC. Returns the error that decides the outcome: the first one other
 /// than ENOENT/ENOTDIR, else the last. `path` holds each candidate: a buffer that set-up has
 /// already touched will do (see `mounts::Storage::spare_path`), so the search costs no page fault.
-pub fn execvp(command: &CStr, argv: Argv, env: &Environment<'_>, storage: &mut Storage, path: &mut PathBuf) -> Errno {
+pub(crate) fn execvp(
+    command: &CStr,
+    argv: Argv,
+    env: &Environment<'_>,
+    storage: &mut Storage,
+    path: &mut PathBuf,
+) -> Errno {
     let Storage { envp } = storage;
     // The environment cannot outgrow its storage; the array has room for it and the NULL.
     let Some(envp) = Envp::new(envp, env.entries()) else { return Errno::TOOBIG };

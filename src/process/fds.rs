@@ -12,14 +12,14 @@ use crate::error::{During, Limit, Overflow, Result, Syscall};
 use crate::sys::{self, InheritedFds};
 
 /// Descriptors that `--pack-fds` can move.
-pub const MAX_FDS: usize = 4096;
+pub(crate) const MAX_FDS: usize = 4096;
 
-pub struct Storage {
+pub(crate) struct Storage {
     fds: FixedVec<u32, MAX_FDS>,
 }
 
 impl Storage {
-    pub const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         Self { fds: FixedVec::new() }
     }
 }
@@ -36,7 +36,7 @@ impl Default for Storage {
 // Never inlined: its 16 KiB list would join the caller's stack frame, whose every page the stack
 // probes touch on each start, with or without --pack-fds.
 #[inline(never)]
-pub fn pack(storage: &mut Storage, inherited: InheritedFds) -> Result<usize> {
+pub(crate) fn pack(storage: &mut Storage, inherited: InheritedFds) -> Result<usize> {
     let fds = &mut storage.fds;
     let dir =
         rustix::fs::openat(CWD, c"/proc/self/fd", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())

@@ -11,10 +11,10 @@
 //! namespace's init starts before the mounts (see `pidns`); [`prepare`] runs before, in the
 //! caller's process.
 
-pub mod args;
-pub mod env;
-pub mod exec;
-pub mod fds;
+pub(crate) mod args;
+pub(crate) mod env;
+pub(crate) mod exec;
+pub(crate) mod fds;
 
 use core::ffi::CStr;
 
@@ -31,19 +31,19 @@ use env::Environment;
 
 /// What was learnt in the caller's namespaces, for later stages.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Prepared {
+pub(crate) struct Prepared {
     /// The host path of the terminal on stderr, for `/dev/console`.
-    pub ttyname: Option<&'static CStr>,
+    pub(crate) ttyname: Option<&'static CStr>,
     /// The working directory to change to in the sandbox.
-    pub cwd: Option<&'static CStr>,
+    pub(crate) cwd: Option<&'static CStr>,
     /// Whom `LISTEN_PID` names (see [`name_listener`]).
-    pub listener: Listener,
+    pub(crate) listener: Listener,
 }
 
 /// Whom `LISTEN_PID` must name: the process that receives the descriptors is the one the
 /// command replaces.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Listener {
+pub(crate) enum Listener {
     /// No descriptors are passed: `LISTEN_PID` stays as the caller left it.
     #[default]
     Nobody,
@@ -71,7 +71,7 @@ fn listener(wanted: bool, unshare_pid: bool, getpid: impl FnOnce() -> u64) -> Li
 }
 
 /// Sets `LISTEN_PID` (once, in the command's process) as `prepare` decided.
-pub fn name_listener(env: &mut Environment<'_>, bump: &mut Bump<'static>, listener: Listener) -> Result<()> {
+pub(crate) fn name_listener(env: &mut Environment<'_>, bump: &mut Bump<'static>, listener: Listener) -> Result<()> {
     let pid = match listener {
         Listener::Nobody => return Ok(()),
         Listener::This(pid) => pid,
@@ -83,7 +83,7 @@ pub fn name_listener(env: &mut Environment<'_>, bump: &mut Bump<'static>, listen
 
 /// Work that must happen in the caller's namespaces: the cwd for `--same-dir`, the terminal name
 /// for `/dev/console`, and `--pack-fds` (with `LISTEN_FDS`; `LISTEN_PID` is decided here).
-pub fn prepare(
+pub(crate) fn prepare(
     settings: &Settings,
     plan: &Plan<'_>,
     env: &mut Environment<'_>,
@@ -123,7 +123,7 @@ fn same_dir(bump: &mut Bump<'static>) -> Result<&'static CStr> {
 }
 
 /// After the mounts: the working directory, the caller's umask, `--exec-fd`, `--suspend`.
-pub fn finish(settings: &Settings, prepared: &Prepared, umask: Mode) -> Result<()> {
+pub(crate) fn finish(settings: &Settings, prepared: &Prepared, umask: Mode) -> Result<()> {
     if let Some(dir) = prepared.cwd {
         let option = chdir_option(settings.chdir);
         rustix::process::chdir(dir).during(Syscall::Chdir).map_err(|e| e.for_option(option, Some(dir), None))?;

@@ -24,36 +24,36 @@ use linux_raw_sys::ptrace::{
 };
 
 /// The opcodes the assembler emits and the verifier accepts (class | size/op | mode/source).
-pub const LD_W_ABS: u16 = (BPF_LD | BPF_W | BPF_ABS) as u16;
-pub const JMP_JA: u16 = (BPF_JMP | BPF_JA) as u16;
-pub const JMP_JEQ_K: u16 = (BPF_JMP | BPF_JEQ | BPF_K) as u16;
-pub const JMP_JGT_K: u16 = (BPF_JMP | BPF_JGT | BPF_K) as u16;
-pub const JMP_JGE_K: u16 = (BPF_JMP | BPF_JGE | BPF_K) as u16;
-pub const JMP_JSET_K: u16 = (BPF_JMP | BPF_JSET | BPF_K) as u16;
-pub const RET_K: u16 = (BPF_RET | BPF_K) as u16;
+pub(crate) const LD_W_ABS: u16 = (BPF_LD | BPF_W | BPF_ABS) as u16;
+pub(crate) const JMP_JA: u16 = (BPF_JMP | BPF_JA) as u16;
+pub(crate) const JMP_JEQ_K: u16 = (BPF_JMP | BPF_JEQ | BPF_K) as u16;
+pub(crate) const JMP_JGT_K: u16 = (BPF_JMP | BPF_JGT | BPF_K) as u16;
+pub(crate) const JMP_JGE_K: u16 = (BPF_JMP | BPF_JGE | BPF_K) as u16;
+pub(crate) const JMP_JSET_K: u16 = (BPF_JMP | BPF_JSET | BPF_K) as u16;
+pub(crate) const RET_K: u16 = (BPF_RET | BPF_K) as u16;
 
-pub use linux_raw_sys::ptrace::{SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO};
+pub(crate) use linux_raw_sys::ptrace::{SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO};
 /// The x32 ABI shares AUDIT_ARCH_X86_64 and marks its numbers with this bit (linux-raw-sys has
 /// `__X32_SYSCALL_BIT` only in its x86_64 tables; the assembler and its tests run everywhere).
-pub const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+pub(crate) const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 
 /// Offsets in `struct seccomp_data`.
-pub const DATA_NR: u32 = core::mem::offset_of!(seccomp_data, nr) as u32;
-pub const DATA_ARCH: u32 = core::mem::offset_of!(seccomp_data, arch) as u32;
+pub(crate) const DATA_NR: u32 = core::mem::offset_of!(seccomp_data, nr) as u32;
+pub(crate) const DATA_ARCH: u32 = core::mem::offset_of!(seccomp_data, arch) as u32;
 const DATA_ARGS: u32 = core::mem::offset_of!(seccomp_data, args) as u32;
 const DATA_SIZE: u32 = core::mem::size_of::<seccomp_data>() as u32;
 /// The low 32 bits of syscall argument `i` (each of `args` is a u64).
-pub const fn data_arg_low(i: u32) -> u32 {
+pub(crate) const fn data_arg_low(i: u32) -> u32 {
     DATA_ARGS + 8 * i + if cfg!(target_endian = "big") { 4 } else { 0 }
 }
 /// `(uid_t)-1`: "leave unchanged", always allowed.
 const UNCHANGED: u32 = u32::MAX;
 
 /// The kernel's limit.
-pub const MAX_INSNS: usize = BPF_MAXINSNS as usize;
+pub(crate) const MAX_INSNS: usize = BPF_MAXINSNS as usize;
 /// Our buffer: far above what any architecture's plain program needs (43 on x86_64); the id
 /// checks of [`assemble_mapped`] take 4 instructions per range and ABI.
-pub const PROGRAM_CAP: usize = 1024;
+pub(crate) const PROGRAM_CAP: usize = 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AsmError {
@@ -113,9 +113,9 @@ fn numbers<'a>(abi: &'a Abi, chown: bool, sync: bool) -> impl Iterator<Item = u3
 /// The ids mapped inside a user namespace with subordinate ranges, as inclusive (first, last)
 /// pairs: chown calls that only use these ids (or -1) can really happen.
 #[derive(Debug, Clone, Copy)]
-pub struct MappedIds<'a> {
-    pub uids: &'a [(u32, u32)],
-    pub gids: &'a [(u32, u32)],
+pub(crate) struct MappedIds<'a> {
+    pub(crate) uids: &'a [(u32, u32)],
+    pub(crate) gids: &'a [(u32, u32)],
 }
 
 /// Where a chown-group syscall takes its uid and gid.
@@ -156,7 +156,7 @@ fn routes(abi: &Abi, sync: bool, mut each: impl FnMut(u32, IdArgs) -> Result<(),
 /// Like [`assemble`] with `chown`, except that a chown whose uid and gid are both mapped (or
 /// -1) is allowed to happen: with subordinate ranges, a real chown wins where it can work, and
 /// only the ones that would fail (EINVAL for an unmapped id) become a no-op.
-pub fn assemble_mapped(abis: &[Abi], sync: bool, ids: MappedIds<'_>, out: &mut Program) -> Result<(), AsmError> {
+pub(crate) fn assemble_mapped(abis: &[Abi], sync: bool, ids: MappedIds<'_>, out: &mut Program) -> Result<(), AsmError> {
     out.len = 0;
     out.emit(LD_W_ABS, 0, 0, DATA_ARCH)?;
     // Instructions of one id check: load, the -1 test, two per range, the errno return.
@@ -194,7 +194,7 @@ pub fn assemble_mapped(abis: &[Abi], sync: bool, ids: MappedIds<'_>, out: &mut P
     out.emit(RET_K, 0, 0, SECCOMP_RET_ALLOW)
 }
 
-/// Allows the call when args[first] is a mapped uid (or -1) and args[first + 1] a mapped gid
+/// Allows the call when `args[first]` is a mapped uid (or -1) and `args[first + 1]` a mapped gid
 /// (or -1); returns ERRNO(0) otherwise.
 fn emit_id_checks(out: &mut Program, first: u32, ids: MappedIds<'_>) -> Result<(), AsmError> {
     for (arg, ranges) in [(first, ids.uids), (first + 1, ids.gids)] {

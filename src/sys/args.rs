@@ -22,7 +22,7 @@ impl CArgs {
 
     /// The command that starts at option index `index` and its NULL-terminated argv; `bash` when
     /// the arguments ended before a command.
-    pub fn command(&self, index: usize) -> (&'static CStr, Argv) {
+    pub(crate) fn command(&self, index: usize) -> (&'static CStr, Argv) {
         if index >= self.count() {
             return (c"bash", Argv::bash());
         }
@@ -35,12 +35,12 @@ impl CArgs {
 
 impl CArgs {
     /// The arguments after the program's name.
-    pub fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.argc.saturating_sub(1)
     }
 
     /// Argument `index` (argv[index + 1]); empty past the end.
-    pub fn arg(&self, index: usize) -> &'static CStr {
+    pub(crate) fn arg(&self, index: usize) -> &'static CStr {
         if index >= self.count() {
             return c"";
         }
@@ -63,7 +63,7 @@ impl CEnv {
     }
 
     /// The entries, in order (borrowed, not copied).
-    pub fn iter(&self) -> impl Iterator<Item = &'static CStr> + '_ {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &'static CStr> + '_ {
         let mut at = self.envp;
         core::iter::from_fn(move || {
             if at.is_null() {

@@ -16,12 +16,12 @@ use super::{SingleThreaded, SysResult, check};
 /// A kernel signal set (`_NSIG` = 64 on the 64-bit targets we build for).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(transparent)]
-pub struct SigSet(u64);
+pub(crate) struct SigSet(u64);
 
 const _: () = assert!(size_of::<SigSet>() == size_of::<kernel_sigset_t>());
 
 impl SigSet {
-    pub const fn of(signals: &[u32]) -> Self {
+    pub(crate) const fn of(signals: &[u32]) -> Self {
         let mut bits = 0u64;
         let mut i = 0;
         while i < signals.len() {
@@ -31,7 +31,7 @@ impl SigSet {
         Self(bits)
     }
 
-    pub const fn with(self, signal: u32) -> Self {
+    pub(crate) const fn with(self, signal: u32) -> Self {
         Self(self.0 | 1 << (signal - 1))
     }
 }
@@ -46,24 +46,24 @@ fn sigprocmask(how: u32, set: &SigSet) -> SysResult<SigSet> {
 }
 
 /// Adds `set` to the blocked signals; returns the previous mask.
-pub fn block(set: &SigSet) -> SysResult<SigSet> {
+pub(crate) fn block(set: &SigSet) -> SysResult<SigSet> {
     sigprocmask(SIG_BLOCK, set)
 }
 
-pub fn set_mask(set: &SigSet) -> SysResult<()> {
+pub(crate) fn set_mask(set: &SigSet) -> SysResult<()> {
     sigprocmask(SIG_SETMASK, set).map(drop)
 }
 
 /// A signal taken from the pending set: its number and `si_code` (who sent it).
 #[derive(Debug, Clone, Copy)]
-pub struct Received {
-    pub signo: u32,
-    pub code: i32,
+pub(crate) struct Received {
+    pub(crate) signo: u32,
+    pub(crate) code: i32,
 }
 
 /// `sigwaitinfo()`: waits until one of `set` (which must be blocked) is pending and takes it.
 /// Retries when a stop and continue interrupt the wait.
-pub fn wait_signal(set: &SigSet) -> SysResult<Received> {
+pub(crate) fn wait_signal(set: &SigSet) -> SysResult<Received> {
     loop {
         let mut info = MaybeUninit::<siginfo_t>::zeroed();
         // SAFETY: `set` is a live sigset of the size passed; the kernel writes one siginfo_t into
@@ -135,7 +135,7 @@ const MAX_PAGE: usize = 64 << 10;
 /// The stack of a process that shares this one's memory. Its lowest 64 KiB (the largest page) are made
 /// inaccessible before use, so that an overflow faults instead of writing over what lies below.
 #[repr(C, align(65536))]
-pub struct Stack<const N: usize> {
+pub(crate) struct Stack<const N: usize> {
     guard: [MaybeUninit<u8>; MAX_PAGE],
     usable: [MaybeUninit<u8>; N],
 }
@@ -143,13 +143,13 @@ pub struct Stack<const N: usize> {
 const _: () = assert!(align_of::<Stack<0>>() == MAX_PAGE);
 
 impl<const N: usize> Stack<N> {
-    pub const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         Self { guard: [const { MaybeUninit::uninit() }; MAX_PAGE], usable: [const { MaybeUninit::uninit() }; N] }
     }
 
     /// Protects the guard. Best done before any process shares this memory: a change of
     /// protection in a memory that runs on two CPUs interrupts the other to flush its TLB.
-    pub fn guarded(&mut self) -> SysResult<Guarded<'_, N>> {
+    pub(crate) fn guarded(&mut self) -> SysResult<Guarded<'_, N>> {
         // SAFETY: the guard is page-aligned (the struct's alignment), a whole number of pages, and
         // never read or written; mprotect takes no other pointer.
         let ret =
@@ -160,7 +160,7 @@ impl<const N: usize> Stack<N> {
 }
 
 /// A [`Stack`] whose guard is in place.
-pub struct Guarded<'a, const N: usize>(&'a mut Stack<N>);
+pub(crate) struct Guarded<'a, const N: usize>(&'a mut Stack<N>);
 
 impl<const N: usize> Guarded<'_, N> {
     /// The top of the stack (stacks grow down).
@@ -231,7 +231,12 @@ unsafe fn clone_vm<F: FnMut() -> i32 + Send, const PID_ONE: bool, const N: usize
 /// Why this is sound: `child` is `Send`, so whatever it shares with `parent` is `Sync` (the two
 /// run at the same time, as threads would); `parent` is a plain function whose input is a
 /// `Copy + Send + 'static` value, so it reaches neither `stack` nor `child`'s borrows.
-pub fn spawn_sharing_memory<F: FnMut() -> i32 + Send, A: Copy + Send + 'static, const PID_ONE: bool, const N: usize>(
+pub(crate) fn spawn_sharing_memory<
+    F: FnMut() -> i32 + Send,
+    A: Copy + Send + 'static,
+    const PID_ONE: bool,
+    const N: usize,
+>(
     one_thread: SingleThreaded,
     stack: &mut Guarded<'_, N>,
     child: &mut F,
