@@ -128,6 +128,52 @@ impl<'a> Bump<'a> {
     }
 }
 
+/// Text of at most `N` bytes, built by appending; what does not fit is cut, never a crash.
+#[derive(Clone, Copy)]
+pub(crate) struct Bytes<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> Bytes<N> {
+    pub(crate) const fn new() -> Self {
+        Self { buf: [0; N], len: 0 }
+    }
+
+    pub(crate) fn push(&mut self, bytes: &[u8]) {
+        let n = bytes.len().min(N - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&bytes[..n]);
+        self.len += n;
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.len = 0;
+    }
+}
+
+impl<const N: usize> Default for Bytes<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Inserts `item` into `slots`, whose last slot is free and the rest sorted by `key`, after any
+/// equal keys: an insertion sort, for the short and almost sorted lists it serves (inherited
+/// descriptors, id ranges).
+pub(crate) fn insert_sorted_by_key<T: Copy, K: PartialOrd>(slots: &mut [T], item: T, key: impl Fn(&T) -> K) {
+    let Some(mut at) = slots.len().checked_sub(1) else { return };
+    let new = key(&item);
+    while at > 0 && key(&slots[at - 1]) > new {
+        slots[at] = slots[at - 1];
+        at -= 1;
+    }
+    slots[at] = item;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,6 +190,28 @@ mod tests {
         v.truncate(1);
         assert_eq!(v.get(0), Some(1));
         assert_eq!(v.get(1), None);
+    }
+
+    #[test]
+    fn insertion_keeps_the_list_sorted_and_stable() {
+        let mut slots = [(0u32, 'x'); 5];
+        for (n, item) in [(3, 'a'), (1, 'b'), (3, 'c'), (2, 'd'), (0, 'e')].into_iter().enumerate() {
+            insert_sorted_by_key(&mut slots[..=n], item, |&(k, _)| k);
+        }
+        assert_eq!(slots, [(0, 'e'), (1, 'b'), (2, 'd'), (3, 'a'), (3, 'c')]);
+        insert_sorted_by_key(&mut [0u8; 0], 1, |&k| k);
+    }
+
+    #[test]
+    fn bytes_cut_what_does_not_fit() {
+        let mut b = Bytes::<4>::new();
+        b.push(b"ab");
+        b.push(b"cde");
+        assert_eq!(b.as_bytes(), b"abcd");
+        b.push(b"f");
+        assert_eq!(b.as_bytes(), b"abcd");
+        b.clear();
+        assert_eq!(b.as_bytes(), b"");
     }
 
     #[test]

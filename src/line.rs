@@ -2,26 +2,21 @@
 //! `--debug`. A fixed buffer, written with one `write()` so that lines from parallel sandboxes do
 //! not mix; overlong text is cut, never a crash.
 
+use crate::containers::Bytes;
 use crate::decimal;
 
 /// Bytes one message may take.
 pub(crate) const LINE_CAP: usize = 8192;
 
-pub(crate) struct Line {
-    buf: [u8; LINE_CAP],
-    len: usize,
-}
+pub(crate) struct Line(Bytes<LINE_CAP>);
 
 impl Line {
     pub(crate) const fn new() -> Self {
-        Self { buf: [0; LINE_CAP], len: 0 }
+        Self(Bytes::new())
     }
 
     pub(crate) fn push(&mut self, bytes: &[u8]) {
-        let room = self.buf.len() - self.len;
-        let n = bytes.len().min(room);
-        self.buf[self.len..self.len + n].copy_from_slice(&bytes[..n]);
-        self.len += n;
+        self.0.push(bytes);
     }
 
     pub(crate) fn push_u64(&mut self, value: u64) {
@@ -30,11 +25,11 @@ impl Line {
     }
 
     pub(crate) fn as_bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
+        self.0.as_bytes()
     }
 
     pub(crate) fn clear(&mut self) {
-        self.len = 0;
+        self.0.clear();
     }
 
     /// Writes the line to stderr in one `write()` (more only if the kernel takes part of it).

@@ -14,7 +14,7 @@ use rustix::io::Errno;
 use rustix::pipe::PipeFlags;
 use rustix::process::{Pid, WaitOptions};
 
-use crate::containers::Bump;
+use crate::containers::{Bump, Bytes};
 use crate::decimal::{MAX_DIGITS, format as decimal};
 use crate::error::{Cause, During, Error, Limit, Overflow, Reason, Result, Stage, Syscall, strerror};
 use crate::subid::{Kind, MAX_RANGES, Range};
@@ -174,7 +174,7 @@ fn helper(
         run_tools(one_thread, target, uid_map, gid_map, &mut report)
     };
     let status = if written.is_ok() {
-        report.len = 0;
+        report.0.clear();
         report.push(&[OK]);
         0
     } else {
@@ -185,25 +185,20 @@ fn helper(
 }
 
 /// The helper's message: a leading `u` or `g` (which map failed), then one line of text.
-struct Report {
-    buf: [u8; REPORT_CAP],
-    len: usize,
-}
+struct Report(Bytes<REPORT_CAP>);
 
 impl Report {
     fn new() -> Self {
-        Self { buf: [0; REPORT_CAP], len: 0 }
+        Self(Bytes::new())
     }
 
     fn start(&mut self, kind: Kind) {
-        self.len = 0;
+        self.0.clear();
         self.push(if kind == Kind::Uid { b"u" } else { b"g" });
     }
 
     fn push(&mut self, bytes: &[u8]) {
-        let n = bytes.len().min(self.buf.len() - self.len);
-        self.buf[self.len..self.len + n].copy_from_slice(&bytes[..n]);
-        self.len += n;
+        self.0.push(bytes);
     }
 
     fn push_u32(&mut self, n: u32) {
@@ -212,7 +207,7 @@ impl Report {
     }
 
     fn as_bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
+        self.0.as_bytes()
     }
 
     /// Reports `WHAT: strerror` for map `kind`; returns the failure.
@@ -227,19 +222,16 @@ impl Report {
 
 /// Root: writes `/proc/PID/uid_map` (or gid_map) in one write, as the kernel requires.
 fn write_map(target: Pid, kind: Kind, map: &[Range], report: &mut Report) -> core::result::Result<(), ()> {
-    let mut path = [0u8; 32];
+    let mut path = Bytes::new();
     let path = proc_path(target, kind, &mut path);
-    let mut text = [0u8; MAP_TEXT_CAP + 40];
-    let mut len = 0;
+    let mut text = Bytes::<{ MAP_TEXT_CAP + 40 }>::new();
     for range in map.iter() {
-        for (n, sep) in [(range.inner, b' '), (range.outer, b' '), (range.count, b'\n')] {
+        for (n, sep) in [(range.inner, b" "), (range.outer, b" "), (range.count, b"\n")] {
             let mut digits = [0u8; MAX_DIGITS];
-            let d = decimal(u64::from(n), &mut digits);
-            text[len..len + d.len()].copy_from_slice(d);
-            text[len + d.len()] = sep;
-            len += d.len() + 1;
+            text.push(decimal(u64::from(n), &mut digits));
+            text.push(sep);
         }
-        if len > MAP_TEXT_CAP {
+        if text.as_bytes().len() > MAP_TEXT_CAP {
             report.start(kind);
             report.push(path.to_bytes());
             report.push(b": map longer than the kernel's 4095 bytes");
@@ -247,11 +239,10 @@ fn write_map(target: Pid, kind: Kind, map: &[Range], report: &mut Report) -> cor
         }
     }
     let written = rustix::fs::openat(CWD, path, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())
-        .and_then(|fd| rustix::io::write(&fd, &text[..len]));
+        .and_then(|fd| sys::write_whole(&fd, text.as_bytes()));
     match written {
-        Ok(n) if n == len => Ok(()),
-        Ok(_) | Err(_) => {
-            let errno = written.err().unwrap_or(Errno::IO);
+        Ok(()) => Ok(()),
+        Err(errno) => {
             report.start(kind);
             report.push(b"write ");
             report.push(path.to_bytes());
@@ -262,16 +253,15 @@ fn write_map(target: Pid, kind: Kind, map: &[Range], report: &mut Report) -> cor
     }
 }
 
-fn proc_path(target: Pid, kind: Kind, buf: &mut [u8; 32]) -> &CStr {
+fn proc_path(target: Pid, kind: Kind, buf: &mut Bytes<32>) -> &CStr {
     let mut digits = [0u8; MAX_DIGITS];
     let pid = decimal(target.as_raw_nonzero().get() as u64, &mut digits);
     let file: &[u8] = if kind == Kind::Uid { b"/uid_map\0" } else { b"/gid_map\0" };
-    let mut len = 0;
+    buf.clear();
     for part in [&b"/proc/"[..], pid, file] {
-        buf[len..len + part.len()].copy_from_slice(part);
-        len += part.len();
+        buf.push(part);
     }
-    CStr::from_bytes_until_nul(&buf[..len]).unwrap_or(c"")
+    CStr::from_bytes_until_nul(buf.as_bytes()).unwrap_or(c"")
 }
 
 /// Unprivileged: runs `newuidmap PID INNER OUTER COUNT...` and `newgidmap ...` at the same time
@@ -290,8 +280,7 @@ fn run_tools(
     let uid = uid.and_then(|tool| tool.wait(report));
     let gid = gid.and_then(|tool| tool.wait(&mut gid_report));
     if uid.is_ok() && gid.is_err() {
-        report.len = 0;
-        report.push(gid_report.as_bytes());
+        report.0 = gid_report.0;
     }
     uid.and(gid)
 }
@@ -414,7 +403,7 @@ mod tests {
 
     #[test]
     fn proc_paths() {
-        let mut buf = [0u8; 32];
+        let mut buf = Bytes::new();
         let pid = Pid::from_raw(4194304).unwrap();
         assert_eq!(proc_path(pid, Kind::Uid, &mut buf).to_bytes(), b"/proc/4194304/uid_map");
         assert_eq!(proc_path(pid, Kind::Gid, &mut buf).to_bytes(), b"/proc/4194304/gid_map");

@@ -8,7 +8,7 @@ use core::ffi::CStr;
 
 use rustix::fs::{CWD, Mode, OFlags};
 
-use crate::containers::FixedVec;
+use crate::containers::{Bytes, FixedVec, insert_sorted_by_key};
 use crate::decimal::parse_u32;
 use crate::error::{During, Error, Limit, Reason, Result, Syscall};
 
@@ -203,13 +203,8 @@ pub(crate) fn inside_spans(map: &Ranges, out: &mut [(u32, u32); MAX_RANGES]) -> 
     let mut len = 0;
     for range in map.iter() {
         let span = (range.inner, range.inner + (range.count - 1));
-        // Insertion sort: maps are short, and usually given in order.
-        let mut at = len;
-        while at > 0 && out[at - 1].0 > span.0 {
-            out[at] = out[at - 1];
-            at -= 1;
-        }
-        out[at] = span;
+        // Maps are short, and usually given in order.
+        insert_sorted_by_key(&mut out[..=len], span, |&(first, _)| first);
         len += 1;
     }
     let mut merged = 0;
@@ -249,16 +244,7 @@ pub(crate) fn first_subid_range(kind: Kind, name: Option<&[u8]>, uid: u32) -> Re
 }
 
 /// A login name (as in /etc/passwd).
-pub(crate) struct Name {
-    buf: [u8; 256],
-    len: usize,
-}
-
-impl Name {
-    pub(crate) fn as_bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
-    }
-}
+pub(crate) type Name = Bytes<256>;
 
 /// The login name of `uid` from /etc/passwd (what getpwuid() finds for local users), or None.
 pub(crate) fn user_name(uid: u32) -> Option<Name> {
@@ -271,8 +257,8 @@ pub(crate) fn user_name(uid: u32) -> Option<Name> {
         if parse_u32(id) != Some(uid) || login.is_empty() || login.len() > 256 {
             return true;
         }
-        let mut n = Name { buf: [0; 256], len: login.len() };
-        n.buf[..login.len()].copy_from_slice(login);
+        let mut n = Name::new();
+        n.push(login);
         name = Some(n);
         false
     });

@@ -80,6 +80,16 @@ pub(crate) fn getcwd(buf: &mut [u8]) -> SysResult<&[u8]> {
     Ok(path)
 }
 
+/// One `write()` that must take all of `data`: kernel files that act on each write (uid maps,
+/// binfmt_misc's `register`) take a part of it as nothing, so a short write is EIO.
+pub(crate) fn write_whole(fd: impl rustix::fd::AsFd, data: &[u8]) -> SysResult<()> {
+    match rustix::io::write(fd, data) {
+        Ok(n) if n == data.len() => Ok(()),
+        Ok(_) => Err(Errno::IO),
+        Err(e) => Err(e),
+    }
+}
+
 /// `fcntl(fd, F_SETFD, FD_CLOEXEC)` on a descriptor number the caller named (`--exec-fd`).
 pub(crate) fn set_cloexec(fd: i32) -> SysResult<()> {
     // SAFETY: the borrow lasts for this one call, which only changes the descriptor's flags; a

@@ -2,13 +2,13 @@
 //! and the capabilities passed on to the command.
 
 use rustix::fs::{CWD, Mode, OFlags};
-use rustix::io::Errno;
 use rustix::process::DumpableBehavior;
 use rustix::thread::{CapabilitySet, CapabilitySets};
 
+use crate::containers::Bytes;
 use crate::decimal;
-use crate::error::{During, Error, Result, Syscall};
-use crate::sys::Namespaces;
+use crate::error::{During, Result, Syscall};
+use crate::sys::{self, Namespaces};
 
 /// The caller's identity and capabilities, read once (one capget() instead of reading
 /// /proc/self/status as the original does).
@@ -101,48 +101,28 @@ fn single_user_map(text: &[u8]) -> bool {
 
 fn write_proc_file(path: &core::ffi::CStr, data: &[u8]) -> Result<()> {
     let fd = rustix::fs::openat(CWD, path, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty()).during(Syscall::Open)?;
-    match rustix::io::write(&fd, data) {
-        Ok(n) if n == data.len() => Ok(()),
-        Ok(_) => Err(Error::sys(Syscall::Write, Errno::IO)),
-        Err(e) => Err(Error::sys(Syscall::Write, e)),
-    }
+    sys::write_whole(&fd, data).during(Syscall::Write)
 }
 
 /// "INSIDE OUTSIDE 1\n" without formatting machinery.
-struct MapLine {
-    buf: [u8; 32],
-    len: usize,
-}
+struct MapLine(Bytes<32>);
 
 impl MapLine {
     fn new() -> Self {
-        Self { buf: [0; 32], len: 0 }
+        Self(Bytes::new())
     }
 
     fn format(&mut self, inside: u32, outside: u32) {
-        self.len = 0;
-        self.number(inside);
-        self.byte(b' ');
-        self.number(outside);
-        self.byte(b' ');
-        self.byte(b'1');
-        self.byte(b'\n');
-    }
-
-    fn byte(&mut self, b: u8) {
-        self.buf[self.len] = b;
-        self.len += 1;
-    }
-
-    fn number(&mut self, n: u32) {
+        self.0.clear();
         let mut digits = [0u8; decimal::MAX_DIGITS];
-        for &d in decimal::format(n.into(), &mut digits) {
-            self.byte(d);
-        }
+        self.0.push(decimal::format(inside.into(), &mut digits));
+        self.0.push(b" ");
+        self.0.push(decimal::format(outside.into(), &mut digits));
+        self.0.push(b" 1\n");
     }
 
     fn as_bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
+        self.0.as_bytes()
     }
 }
 

@@ -30,6 +30,7 @@ use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags};
 use crate::containers::{Bump, FixedVec};
 use crate::decimal;
 use crate::error::{During, Error, Limit, Overflow, Reason, Result, Syscall};
+use crate::sys;
 
 /// Rules over all `--binfmt-register` arguments (a file may hold several).
 pub(crate) const MAX_RULES: usize = 256;
@@ -259,12 +260,9 @@ pub(crate) fn register(storage: &mut Storage) -> Result<&Instance> {
             len
         };
         // One write() is one rule for the kernel; its refusal is passed on as it is.
-        let written = match rustix::io::write(&register, &line[..len]) {
-            Ok(n) if n == len => Ok(()),
-            Ok(_) => Err(Error::sys(Syscall::Write, Errno::IO)),
-            Err(e) => Err(Error::sys(Syscall::Write, e)),
-        };
-        written.map_err(|e| e.for_option(OPTION, Some(rule.origin), None))?;
+        sys::write_whole(&register, &line[..len])
+            .during(Syscall::Write)
+            .map_err(|e| e.for_option(OPTION, Some(rule.origin), None))?;
     }
     Ok(storage.instance.insert(Instance(mount)))
 }

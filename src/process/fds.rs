@@ -6,7 +6,7 @@ use rustix::fd::AsRawFd;
 use rustix::fs::{CWD, Mode, OFlags};
 use rustix::io::Errno;
 
-use crate::containers::FixedVec;
+use crate::containers::{FixedVec, insert_sorted_by_key};
 use crate::decimal;
 use crate::error::{During, Limit, Overflow, Result, Syscall};
 use crate::sys::{self, InheritedFds};
@@ -71,7 +71,7 @@ pub(crate) fn pack(storage: &mut Storage, inherited: InheritedFds) -> Result<usi
             // Closed meanwhile.
             Err(_) => continue,
         }
-        insert_sorted(&mut list[..=n], fd);
+        insert_sorted_by_key(&mut list[..=n], fd, |&fd| fd);
         n += 1;
     }
     let list = &mut list[..n];
@@ -87,17 +87,6 @@ pub(crate) fn pack(storage: &mut Storage, inherited: InheritedFds) -> Result<usi
 
 /// The first descriptor after stdin, stdout, stderr.
 const START: i32 = 3;
-
-/// Inserts `fd` into `list`, whose last slot is free and the rest sorted (insertion sort: the
-/// kernel lists descriptors almost sorted).
-fn insert_sorted(list: &mut [i32], fd: i32) {
-    let mut at = list.len() - 1;
-    while at > 0 && list[at - 1] > fd {
-        list[at] = list[at - 1];
-        at -= 1;
-    }
-    list[at] = fd;
-}
 
 /// Moves the sorted descriptors of `list` to 3, 4, ... with `dup(fd, want)`, which returns the
 /// lowest free descriptor from `want` up (and closes `fd`). One that lands above its place (the
@@ -146,7 +135,7 @@ mod tests {
     fn packed(open: &[i32]) -> Vec<i32> {
         let mut list = vec![0; open.len()];
         for (n, &fd) in open.iter().enumerate() {
-            insert_sorted(&mut list[..=n], fd);
+            insert_sorted_by_key(&mut list[..=n], fd, |&fd| fd);
         }
         let mut table = Table(open.iter().copied().chain([0, 1, 2]).collect());
         move_down(&mut list, |fd, want| table.dup(fd, want)).unwrap();
