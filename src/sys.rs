@@ -185,15 +185,15 @@ impl Entry {
     }
 }
 
-/// Proof that the process has a single thread (see [`Entry::claim`]); it cannot be sent to
-/// another thread. Processes that share the memory (`supervise`) are not threads: each has its
-/// own thread state.
+/// Proof that the process has a single thread, and will keep it so (see [`Entry::claim`]).
+/// Processes that share the memory (`supervise`) are not threads: each has its own thread
+/// state, and the proof holds in each.
 #[derive(Clone, Copy)]
 pub(crate) struct SingleThreaded(core::marker::PhantomData<*const ()>);
 
 // SAFETY: moving the proof into a process that shares this memory (`supervise::spawn_*`) keeps
-// it true there: such a process starts with one thread and this crate starts none. It is not
-// Sync, so no reference to it reaches a thread.
+// it true there: such a process starts with one thread, and by `Entry::claim`'s contract no
+// thread is ever started.
 unsafe impl Send for SingleThreaded {}
 
 /// Proof that every descriptor from 3 up was inherited and belongs to no handle (see
