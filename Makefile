@@ -47,7 +47,7 @@ check:
 	@$(SUITE) check
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
-	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --document-private-items
 	$(CARGO) test --lib
 	bash tests/layers.sh
 

@@ -17,16 +17,16 @@ use crate::request::{Chdir, Op, OpKind, Request, Settings};
 use crate::subid::{self, MAX_RANGES, Ranges};
 
 /// Filesystem operations (`--bind`, `--dir`, ...). mkosi's largest calls carry a few hundred.
-pub const MAX_OPS: usize = 8192;
+pub(crate) const MAX_OPS: usize = 8192;
 /// `--overlay-lowerdir` entries over the whole command line.
-pub const MAX_LOWERDIRS: usize = 1024;
+pub(crate) const MAX_LOWERDIRS: usize = 1024;
 /// `--setenv` and `--unsetenv` entries each.
-pub const MAX_ENV_EDITS: usize = 1024;
+pub(crate) const MAX_ENV_EDITS: usize = 1024;
 /// `--binfmt-register` arguments.
-pub const MAX_BINFMT_RULES: usize = 256;
+pub(crate) const MAX_BINFMT_RULES: usize = 256;
 
 /// Read access to the process's arguments (argv without `argv[0]`).
-pub trait Args {
+pub(crate) trait Args {
     fn count(&self) -> usize;
     fn arg(&self, index: usize) -> &'static CStr;
 }
@@ -42,14 +42,14 @@ impl Args for [&'static CStr] {
 
 /// What the command line asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Parsed<'s> {
+pub(crate) enum Parsed<'s> {
     Run(Request<'s>),
     Help,
     Version,
 }
 
 /// Where parsing puts what it collects (argv strings are borrowed, never copied).
-pub struct Storage {
+pub(crate) struct Storage {
     ops: FixedVec<Op, MAX_OPS>,
     lowerdirs: FixedVec<&'static CStr, MAX_LOWERDIRS>,
     setenv: FixedVec<(&'static CStr, &'static CStr), MAX_ENV_EDITS>,
@@ -60,7 +60,7 @@ pub struct Storage {
 }
 
 impl Storage {
-    pub const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         Self {
             ops: FixedVec::new(),
             lowerdirs: FixedVec::new(),
@@ -79,11 +79,11 @@ impl Default for Storage {
     }
 }
 
-pub const VERSION: &str = "26~devel";
+pub(crate) const VERSION: &str = "26~devel";
 
 /// Why a command line is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     MissingArgument,
     UnrecognizedOption,
     RelativeDestination,
@@ -104,7 +104,7 @@ impl Reason for Refusal {
     }
 }
 
-pub fn parse<'s, A: Args + ?Sized>(args: &A, storage: &'s mut Storage) -> Result<Parsed<'s>> {
+pub(crate) fn parse<'s, A: Args + ?Sized>(args: &A, storage: &'s mut Storage) -> Result<Parsed<'s>> {
     let Storage { ops, lowerdirs, setenv, unsetenv, binfmt_rules, uid_ranges, gid_ranges } = storage;
     let mut settings = Settings::default();
     // Pending `--overlay-*` values; reset at each `--overlay`, leftovers ignored.
@@ -260,7 +260,7 @@ fn strip_first(s: &'static CStr) -> &'static CStr {
 
 /// The help text of the original, with our options, capacities and the build (embedded by
 /// build.rs) added; on a terminal its one-line summary is highlighted, as there.
-pub fn help(highlight: bool) -> [&'static str; 9] {
+pub(crate) fn help(highlight: bool) -> [&'static str; 9] {
     let (on, off) = if highlight { ("\x1b[0;1;39m", "\x1b[0m") } else { ("", "") };
     [HELP_HEAD, on, HELP_PURPOSE, off, "\n\n", options::HELP, HELP_TAIL, BUILD, "\n"]
 }
@@ -296,17 +296,17 @@ pub(crate) mod tests {
     }
 
     /// Parser storage on the heap, for tests.
-    pub(crate) struct Store(pub Box<Storage>);
+    pub(crate) struct Store(pub(crate) Box<Storage>);
 
     impl Store {
-        pub fn new() -> Self {
+        pub(crate) fn new() -> Self {
             Store(Box::default())
         }
-        pub fn parse(&mut self, args: &[&str]) -> Result<Parsed<'_>> {
+        pub(crate) fn parse(&mut self, args: &[&str]) -> Result<Parsed<'_>> {
             parse(&leak(args)[..], &mut self.0)
         }
         /// The request, for tests that expect the command line to parse.
-        pub fn request(&mut self, args: &[&str]) -> Request<'_> {
+        pub(crate) fn request(&mut self, args: &[&str]) -> Request<'_> {
             match self.parse(args) {
                 Ok(Parsed::Run(request)) => request,
                 other => panic!("{args:?}: {other:?}"),

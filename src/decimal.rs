@@ -4,10 +4,10 @@
 //! binfmt offsets, `/proc/self/fd` names). Nothing else in the crate reads digits.
 
 /// Room for the digits of any `u64`.
-pub const MAX_DIGITS: usize = 20;
+pub(crate) const MAX_DIGITS: usize = 20;
 
 /// The decimal digits of `n`, written at the end of `buf`.
-pub fn format(n: u64, buf: &mut [u8; MAX_DIGITS]) -> &[u8] {
+pub(crate) fn format(n: u64, buf: &mut [u8; MAX_DIGITS]) -> &[u8] {
     let mut at = buf.len();
     let mut n = n;
     loop {
@@ -22,7 +22,7 @@ pub fn format(n: u64, buf: &mut [u8; MAX_DIGITS]) -> &[u8] {
 }
 
 /// A descriptor-sized number: 1 to 9 ASCII digits, nothing else (so it always fits an `i32`).
-pub fn parse(s: &[u8]) -> Option<u32> {
+pub(crate) fn parse(s: &[u8]) -> Option<u32> {
     if s.len() > 9 {
         return None;
     }
@@ -31,7 +31,7 @@ pub fn parse(s: &[u8]) -> Option<u32> {
 
 /// Any `u32`: 1 to 10 ASCII digits (leading zeros allowed) whose value fits, nothing else (uid
 /// and gid ranges, /etc/subuid and /etc/passwd fields).
-pub fn parse_u32(s: &[u8]) -> Option<u32> {
+pub(crate) fn parse_u32(s: &[u8]) -> Option<u32> {
     if s.is_empty() || s.len() > 10 || !s.iter().all(u8::is_ascii_digit) {
         return None;
     }

@@ -11,7 +11,7 @@ use crate::line::Line;
 
 /// A syscall that was made and failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Syscall {
+pub(crate) enum Syscall {
     Access,
     Capget,
     Capset,
@@ -44,7 +44,6 @@ pub enum Syscall {
     Poll,
     Prctl,
     Read,
-    Readlink,
     RtSigaction,
     RtSigprocmask,
     RtSigtimedwait,
@@ -58,7 +57,7 @@ pub enum Syscall {
 }
 
 impl Syscall {
-    pub const fn name(self) -> &'static str {
+    pub(crate) const fn name(self) -> &'static str {
         match self {
             Syscall::Access => "access",
             Syscall::Capget => "capget",
@@ -91,7 +90,6 @@ impl Syscall {
             Syscall::Poll => "poll",
             Syscall::Prctl => "prctl",
             Syscall::Read => "read",
-            Syscall::Readlink => "readlink",
             Syscall::RtSigaction => "rt_sigaction",
             Syscall::RtSigprocmask => "rt_sigprocmask",
             Syscall::RtSigtimedwait => "rt_sigtimedwait",
@@ -108,14 +106,14 @@ impl Syscall {
 
 /// A module's reasons for refusing input or giving up: an enum beside that module's checks
 /// (`cli::Refusal`, `subid::Refusal`, `seccomp::Refusal`, ...) that words each reason itself.
-pub trait Reason: Copy {
+pub(crate) trait Reason: Copy {
     /// The reason, as the last part of the one line.
     fn text(self) -> &'static str;
 }
 
 /// A fixed capacity (see the `MAX_*` constants of the stages that own the storage).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Limit {
+pub(crate) enum Limit {
     Operations,
     Lowerdirs,
     Setenv,
@@ -132,7 +130,7 @@ pub enum Limit {
 }
 
 impl Limit {
-    pub const fn text(self) -> &'static str {
+    pub(crate) const fn text(self) -> &'static str {
         match self {
             Limit::Operations => "operations",
             Limit::Lowerdirs => "--overlay-lowerdir entries",
@@ -152,7 +150,7 @@ impl Limit {
 
 /// What went wrong, without the subject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cause {
+pub(crate) enum Cause {
     /// A syscall failed.
     Sys { syscall: Syscall, errno: Errno },
     /// A path grew longer than PATH_MAX while it was being built (no syscall was made).
@@ -169,7 +167,7 @@ pub enum Cause {
 
 /// A stage of the set-up that is not an option's operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
+pub(crate) enum Stage {
     /// The root dance around the operations (`mounts::setup`).
     Setup,
     /// Making `/` a slave when there is no user namespace.
@@ -180,7 +178,7 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const fn label(self) -> &'static str {
+    pub(crate) const fn label(self) -> &'static str {
         match self {
             Stage::Setup => "setup",
             Stage::RootPropagation => "mount /",
@@ -198,7 +196,7 @@ impl Stage {
 
 /// What the error is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Subject {
+pub(crate) enum Subject {
     /// Not named (yet): the first `for_*` call names it.
     Unnamed,
     /// An option and its arguments as given: the option says what was done, so the failing
@@ -213,27 +211,27 @@ pub enum Subject {
 /// An error with its subject: the option (or stage) and up to two of its arguments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Error {
-    pub subject: Subject,
-    pub args: [Option<&'static CStr>; 2],
-    pub cause: Cause,
+    pub(crate) subject: Subject,
+    pub(crate) args: [Option<&'static CStr>; 2],
+    pub(crate) cause: Cause,
 }
 
 pub type Result<T> = core::result::Result<T, Error>;
 
 impl Error {
-    pub const fn new(cause: Cause) -> Self {
+    pub(crate) const fn new(cause: Cause) -> Self {
         Self { subject: Subject::Unnamed, args: [None, None], cause }
     }
 
-    pub const fn sys(syscall: Syscall, errno: Errno) -> Self {
+    pub(crate) const fn sys(syscall: Syscall, errno: Errno) -> Self {
         Self::new(Cause::Sys { syscall, errno })
     }
 
-    pub fn invalid(why: impl Reason) -> Self {
+    pub(crate) fn invalid(why: impl Reason) -> Self {
         Self::new(Cause::Invalid(why.text()))
     }
 
-    pub const fn capacity(what: Limit, max: usize) -> Self {
+    pub(crate) const fn capacity(what: Limit, max: usize) -> Self {
         Self::new(Cause::Capacity { what, max })
     }
 
@@ -247,26 +245,26 @@ impl Error {
     }
 
     /// About option `option` with its arguments `a` and `b`.
-    pub fn for_option(self, option: &'static str, a: Option<&'static CStr>, b: Option<&'static CStr>) -> Self {
+    pub(crate) fn for_option(self, option: &'static str, a: Option<&'static CStr>, b: Option<&'static CStr>) -> Self {
         self.about(Subject::Option(option), [a, b])
     }
 
     /// About a stage of the set-up.
-    pub fn in_stage(self, stage: Stage) -> Self {
+    pub(crate) fn in_stage(self, stage: Stage) -> Self {
         self.about(Subject::Stage(stage), [None, None])
     }
 
     /// About a stage of the set-up, at `path`.
-    pub fn in_stage_at(self, stage: Stage, path: &'static CStr) -> Self {
+    pub(crate) fn in_stage_at(self, stage: Stage, path: &'static CStr) -> Self {
         self.about(Subject::Stage(stage), [Some(path), None])
     }
 
     /// About an argument: the command, or a word that is not an option.
-    pub fn for_argument(self, argument: &'static CStr) -> Self {
+    pub(crate) fn for_argument(self, argument: &'static CStr) -> Self {
         self.about(Subject::Argument, [Some(argument), None])
     }
 
-    pub fn errno(&self) -> Option<Errno> {
+    pub(crate) fn errno(&self) -> Option<Errno> {
         match self.cause {
             Cause::Sys { errno, .. } => Some(errno),
             _ => None,
@@ -274,7 +272,7 @@ impl Error {
     }
 
     /// Writes the one-line message into `out`.
-    pub fn render(&self, out: &mut Line) {
+    pub(crate) fn render(&self, out: &mut Line) {
         out.push(b"mkosi-sandbox: ");
         let label = match self.subject {
             Subject::Option(option) => option,
@@ -326,7 +324,7 @@ impl Error {
 }
 
 /// Names the syscall behind a raw kernel error.
-pub trait During<T> {
+pub(crate) trait During<T> {
     fn during(self, syscall: Syscall) -> Result<T>;
 }
 
@@ -337,7 +335,7 @@ impl<T> During<T> for core::result::Result<T, Errno> {
 }
 
 /// A path buffer that overflowed while a path was built: no syscall was made.
-pub trait TooLong<T> {
+pub(crate) trait TooLong<T> {
     fn too_long(self) -> Result<T>;
 }
 
@@ -348,7 +346,7 @@ impl<T> TooLong<T> for core::result::Result<T, Errno> {
 }
 
 /// Turns a full container into the error naming its capacity.
-pub trait Overflow<T> {
+pub(crate) trait Overflow<T> {
     fn overflow(self, what: Limit) -> Result<T>;
 }
 
@@ -360,13 +358,13 @@ impl<T> Overflow<T> for core::result::Result<T, Full> {
 
 /// Terminal styling as the original decides it: only when stdout and stderr are terminals and
 /// `TERM` is not `dumb`.
-pub fn styles(term_is_dumb: bool) -> (&'static str, &'static str) {
+pub(crate) fn styles(term_is_dumb: bool) -> (&'static str, &'static str) {
     let ttys = rustix::termios::isatty(crate::sys::stdout()) && rustix::termios::isatty(crate::sys::stderr());
     if ttys && !term_is_dumb { ("\x1b[31;1m", "\x1b[0m") } else { ("", "") }
 }
 
 /// The original's explanation printed before an ENOSYS error.
-pub fn explain_enosys(out: &mut Line, syscall: &str, (red, reset): (&str, &str)) {
+pub(crate) fn explain_enosys(out: &mut Line, syscall: &str, (red, reset): (&str, &str)) {
     let uts = rustix::system::uname();
     out.push(red.as_bytes());
     out.push(b"mkosi was unable to invoke the ");
@@ -379,7 +377,7 @@ pub fn explain_enosys(out: &mut Line, syscall: &str, (red, reset): (&str, &str))
 }
 
 /// The original's explanation printed when `unshare()` fails with EPERM.
-pub fn explain_unshare_eperm(out: &mut Line, (red, reset): (&str, &str)) {
+pub(crate) fn explain_unshare_eperm(out: &mut Line, (red, reset): (&str, &str)) {
     out.push(red.as_bytes());
     out.push(b"mkosi was forbidden to unshare namespaces");
     out.push(reset.as_bytes());
@@ -388,7 +386,7 @@ pub fn explain_unshare_eperm(out: &mut Line, (red, reset): (&str, &str)) {
 }
 
 /// glibc's wording for the errors this program can meet (what the Python original printed).
-pub fn strerror(errno: Errno) -> &'static str {
+pub(crate) fn strerror(errno: Errno) -> &'static str {
     match errno.raw_os_error() {
         1 => "Operation not permitted",
         2 => "No such file or directory",

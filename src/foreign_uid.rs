@@ -18,7 +18,7 @@ use crate::error::{During, Error, Reason, Result, Syscall};
 
 /// Why a foreign-UID option is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// `--map-delegate`'s N is not a decimal number.
     NotANumber,
     /// A transient UID range, the foreign range or delegated ranges for a user namespace.
@@ -42,7 +42,7 @@ impl Reason for Refusal {
 }
 
 /// `--map-delegate N`: Ok for 0 (nothing to delegate), else the one-line refusal.
-pub fn map_delegate(count: &'static CStr) -> Result<()> {
+pub(crate) fn map_delegate(count: &'static CStr) -> Result<()> {
     let error = match decimal::parse(count.to_bytes()) {
         None => Error::invalid(Refusal::NotANumber),
         Some(0) => return Ok(()),
@@ -52,13 +52,13 @@ pub fn map_delegate(count: &'static CStr) -> Result<()> {
 }
 
 /// `--bind-foreign` / `--ro-bind-foreign SRC DST`: the one-line refusal.
-pub fn bind_foreign(option: &'static str, src: &'static CStr, dst: &'static CStr) -> Error {
+pub(crate) fn bind_foreign(option: &'static str, src: &'static CStr, dst: &'static CStr) -> Error {
     Error::invalid(Refusal::NeedsMountfsdAndNsresourced).for_option(option, Some(src), Some(dst))
 }
 
 /// `--map-foreign`, checked where the user namespace is decided (only when the option was given:
 /// one capget() that other calls never pay). `userns`: whether this start makes a user namespace.
-pub fn check_map_foreign(userns: bool) -> Result<()> {
+pub(crate) fn check_map_foreign(userns: bool) -> Result<()> {
     let caps = rustix::thread::capabilities(None)
         .during(Syscall::Capget)
         .map_err(|e| e.for_option("--map-foreign", None, None))?;

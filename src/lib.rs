@@ -4,83 +4,95 @@
 //!
 //! ```text
 //! argv ─ cli::parse ─→ Parsed (Request: settings + operations, borrowing argv)
-//!      ─ plan::plan ─→ Plan (de-duplicated, ordered operations)
-//!      ─ process::prepare ─→ Prepared (cwd, terminal; --pack-fds, in the caller's namespaces)
-//!      ─ namespaces::enter (seccomp, unshare, uid/gid maps)
-//!      ─ pidns::start (with --unshare-pid: start the init, which starts the command's process)
-//!      ─ mounts::setup(&Plan) (the new root)
-//!      ─ process::finish, process::exec::execvp
+//!      ─ enter:  plan::plan ─→ Plan (de-duplicated, ordered operations)
+//!                process::prepare ─→ Prepared (cwd, terminal, --pack-fds; caller's namespaces)
+//!                namespaces::enter (binfmt rules, seccomp, unshare, uid/gid maps) ─→ Entered
+//!      ─ pidns::start (with --unshare-pid: this process and the init wait from here on; the
+//!                      command's process goes on below)
+//!      ─ Entered::build: process::name_listener, mounts::setup (the new root), process::finish
+//!      ─ Entered::exec: process::exec::execvp
 //! ```
 //!
-//! Each stage owns its working storage (`cli::Storage`, `plan::Storage`, ...); [`Storage`] holds
-//! them all, and `main.rs` keeps the one static instance. There is no heap.
+//! [`enter`] and [`Entered::build`] are the stages an entry point that stops before the exec
+//! reuses. Each stage owns its working storage (`cli::Storage`, `plan::Storage`, ...); [`Storage`]
+//! holds them all, and `main.rs` keeps the one static instance. There is no heap.
 //!
 //! Layers, bottom to top; a module uses only modules in layers below its own (checked by
 //! `make check`, see `tests/layers.sh`):
 //!
 //! 1. [`containers`], [`decimal`], [`options`]: fixed-capacity storage, numbers, the one table of
 //!    options (no crate imports)
-//! 2. [`sys`]: the raw syscall boundary
+//! 2. [`sys`]: the raw syscall boundary (argv/environ, fork, descriptors, processes sharing memory)
 //! 3. [`line`](mod@line): one line of output on stderr
 //! 4. [`error`]: errors and their one-line rendering
-//! 5. [`path`], [`subid`], [`foreign_uid`]: path buffers and resolution inside a root; subordinate
-//!    id ranges; mkosi 27's foreign-UID options (`--map-foreign`, ...)
+//! 5. [`path`], [`subid`], [`foreign_uid`], [`report`]: path buffers and resolution inside a root;
+//!    subordinate id ranges; mkosi 27's foreign-UID options (`--map-foreign`, ...); the report
+//!    of an error that ends the program
 //! 6. [`request`]: what a command line asks for (operations, settings), as later stages read it
 //! 7. [`cli`]: argv into a request
 //! 8. [`plan`]: the order of operations
-//! 9. [`process`]: argv/environ, environment, descriptors, exec
+//! 9. [`process`]: argv for the parser, environment, descriptors, exec
 //! 10. [`seccomp`], [`userns`], [`binfmt`], [`mapper`]: the filter, ids and capabilities;
 //!     binfmt_misc rules and the sandbox's own instance; the helper that writes multi-range maps
 //! 11. [`namespaces`], [`pidns`]: leaving the caller's namespaces; the PID namespace's init and
 //!     `--die-with-parent`
 //! 12. [`mounts`]: the sandbox's filesystem
-//! 13. this file: [`run`] and [`Storage`]
+//! 13. this file: [`run`] and its stages, [`Storage`]
 //!
-//! `unsafe` is denied everywhere but at the boundaries: [`sys`] (raw syscalls),
-//! [`process::args`] (argv/environ pointers), [`process::fds`] (inherited descriptor numbers),
-//! [`containers`] (uninitialised storage), `main.rs`, and the two `close_range()` calls of
-//! [`pidns`] (the processes that only wait let go of every descriptor from 3 up).
+//! `unsafe` is denied everywhere but at the boundaries: [`sys`] (raw syscalls, argv/environ
+//! pointers, inherited descriptors, processes sharing memory), [`containers`] (uninitialised
+//! storage) and `main.rs` (the C entry point, which alone can make [`sys::Entry`]'s tokens).
 
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
+// The modules are private (rustc then reports what is unused); these docs are for the crate's
+// developers, and `make check` documents private items, so the links resolve.
+#![allow(rustdoc::private_intra_doc_links)]
 
-pub mod binfmt;
-pub mod cli;
-pub mod containers;
-pub mod decimal;
-pub mod error;
-pub mod foreign_uid;
-pub mod line;
-pub mod mapper;
-pub mod mounts;
-pub mod namespaces;
+mod binfmt;
+mod cli;
+mod containers;
+mod decimal;
+mod error;
+mod foreign_uid;
+mod line;
+mod mapper;
+mod mounts;
+mod namespaces;
 pub mod options;
-pub mod path;
-pub mod pidns;
-pub mod plan;
-pub mod process;
-pub mod request;
+mod path;
+mod pidns;
+mod plan;
+mod process;
+mod report;
+mod request;
 pub mod seccomp;
-pub mod subid;
+mod subid;
 pub mod sys;
-pub mod userns;
+mod userns;
+
+use core::ffi::CStr;
 
 use cli::Parsed;
 use containers::Bump;
 use error::{Cause, Error, Syscall};
 use line::Line;
-use process::args::{CArgs, CEnv};
+use plan::Plan;
+use process::Prepared;
 use process::env::Environment;
+use request::{Request, Settings};
 use rustix::fs::Mode;
 use rustix::io::Errno;
+use sys::Argv;
+use sys::args::{CArgs, CEnv};
 
 /// Exit status when the command does not exist, as shells (and the original) use.
-pub const EXIT_NOT_FOUND: i32 = 127;
+pub(crate) const EXIT_NOT_FOUND: i32 = 127;
 
 /// Bytes for derived strings: sort keys, `NAME=VALUE` pairs, the cwd. Larger than the kernel's
 /// limit on argv plus environ (ARG_MAX at the default stack rlimit is 2 MiB) so that every key of
 /// the largest possible command line fits.
-pub const MAX_DERIVED_BYTES: usize = 6 << 20;
+pub(crate) const MAX_DERIVED_BYTES: usize = 6 << 20;
 
 /// The working storage of every stage, in one place.
 pub struct Storage {
@@ -119,10 +131,11 @@ impl Default for Storage {
     }
 }
 
-/// Runs the sandbox; returns the exit status when it does not exec.
-pub fn run(args: &CArgs, environ: &CEnv, storage: &'static mut Storage) -> i32 {
-    let Storage { cli, plan, env, fds, namespaces: ids, mounts, exec, binfmt, pidns, derived } = storage;
-    let mut bump = Bump::new(derived);
+/// Runs the sandbox; returns the exit status when it does not exec. `entry` is what only the
+/// program's entry can vouch for (see [`sys::Entry`]).
+pub fn run(args: &CArgs, environ: &CEnv, entry: sys::Entry, storage: &'static mut Storage) -> i32 {
+    let Storage { cli, plan, env, fds, namespaces, mounts, exec, binfmt, pidns, derived } = storage;
+    let bump = Bump::new(derived);
 
     let request = match cli::parse(args, cli) {
         Ok(Parsed::Run(request)) => request,
@@ -142,82 +155,133 @@ pub fn run(args: &CArgs, environ: &CEnv, storage: &'static mut Storage) -> i32 {
             line.flush_to_stderr();
             return 0;
         }
-        Err(e) => return report(&e, false),
+        Err(e) => return report::report(&e, false),
     };
-    let settings = &request.settings;
-
-    let mut env = match Environment::inherit(environ.iter(), env) {
+    let env = match Environment::inherit(environ.iter(), env) {
         Ok(env) => env,
-        Err(e) => return report(&e, false),
+        Err(e) => return report::report(&e, false),
     };
-    let term_is_dumb = env.get(b"TERM") == Some(b"dumb");
-    // Before the set-up, so that a caller dying during it is noticed (`pidns::die_with`).
-    let parent = pidns::parent(settings.die_with_parent);
-
-    // An error's exit status, after its one line.
-    let outcome = move |result: error::Result<i32>| match result {
-        Ok(status) => status,
-        Err(e) => {
-            let not_found =
-                e.errno() == Some(Errno::NOENT) && matches!(e.cause, Cause::Sys { syscall: Syscall::Execvp, .. });
-            let status = report(&e, term_is_dumb);
-            if not_found { EXIT_NOT_FOUND } else { status }
-        }
+    let term_is_dumb = term_is_dumb(&env);
+    let sys::Entry { single_threaded, inherited } = entry;
+    let stages = Stages { plan, fds, namespaces, binfmt, mounts, exec };
+    let command = args.command(request.settings.command);
+    let mut sandbox = match enter(&request, command, env, single_threaded, inherited, stages, bump) {
+        Ok(sandbox) => sandbox,
+        Err(e) => return exit_status(&e, term_is_dumb),
     };
-    let result = (|| -> error::Result<i32> {
-        let plan = plan::plan(&request, plan, &mut bump)?;
-        env.apply_edits(&mut bump, request.setenv, request.unsetenv)?;
-        let prepared = process::prepare(settings, &plan, &mut env, fds, &mut bump)?;
-        if settings.binfmt_register {
-            binfmt::load(request.binfmt_rules, binfmt, &mut bump)?;
-        }
-        namespaces::enter(&request, ids, &mut bump)?;
-        if let Some(parent) = parent {
-            pidns::die_with(parent)?;
-        }
-        let floor = if settings.binfmt_register { Some(binfmt::register(binfmt)?) } else { None };
-        let mut command = || -> error::Result<i32> {
-            if settings.unshare_pid {
-                pidns::announce(&mut env, &mut bump)?;
-            }
-            let umask = rustix::process::umask(Mode::empty());
-            let context = mounts::Context {
-                ttyname: prepared.ttyname,
-                umask,
-                debug: settings.debug,
-                floor,
-                new_proc: settings.unshare_pid,
-            };
-            mounts::setup(&plan, mounts, &context)?;
-            process::finish(settings, &prepared, umask)?;
-
-            let (command, argv) = args.command(settings.command);
-            let errno = process::exec::execvp(command, argv, &env, exec, mounts.spare_path());
-            Err(Error::sys(Syscall::Execvp, errno).for_argument(command))
-        };
-        if settings.unshare_pid {
-            // The sandbox process waits here; the command runs in its grandchild.
-            return pidns::start(pidns, &mut |started| outcome(started.and_then(|()| command())));
-        }
-        command()
-    })();
-    outcome(result)
+    if request.settings.unshare_pid {
+        // This process and the PID namespace's init only wait from here on, and exit with the
+        // command's status; the command's process goes on with `build_and_exec`.
+        let e = pidns::start(single_threaded, pidns, build_and_exec, &mut sandbox, term_is_dumb);
+        return exit_status(&e, term_is_dumb);
+    }
+    build_and_exec(&mut sandbox, Ok(()))
 }
 
-/// Prints the error (with the original's explanations for ENOSYS and a forbidden unshare);
-/// returns the exit status 1.
-fn report(error: &Error, term_is_dumb: bool) -> i32 {
-    // Made here, not up front: an 8 KiB buffer costs page faults on every start otherwise.
-    let mut line = Line::new();
-    let line = &mut line;
-    if let Cause::Sys { syscall, errno } = error.cause {
-        if errno == Errno::NOSYS {
-            error::explain_enosys(line, syscall.name(), error::styles(term_is_dumb));
-        } else if errno == Errno::PERM && syscall == Syscall::Unshare {
-            error::explain_unshare_eperm(line, error::styles(term_is_dumb));
-        }
+/// The stages' storage that [`enter`] and [`Entered`] work in.
+pub(crate) struct Stages<'s> {
+    pub(crate) plan: &'s mut plan::Storage,
+    pub(crate) fds: &'s mut process::fds::Storage,
+    pub(crate) namespaces: &'s mut namespaces::Storage,
+    pub(crate) binfmt: &'s mut binfmt::Storage,
+    pub(crate) mounts: &'s mut mounts::Storage,
+    pub(crate) exec: &'s mut process::exec::Storage,
+}
+
+/// A sandbox whose namespaces are entered: everything the command's process needs to build the
+/// root and exec.
+pub(crate) struct Entered<'s> {
+    settings: &'s Settings,
+    plan: Plan<'s>,
+    env: Environment<'s>,
+    prepared: Prepared,
+    floor: Option<&'s binfmt::Instance>,
+    mounts: &'s mut mounts::Storage,
+    exec: &'s mut process::exec::Storage,
+    bump: Bump<'static>,
+    command: (&'static CStr, Argv),
+    term_is_dumb: bool,
+}
+
+/// Everything up to the PID namespace's processes, in the caller's process: the plan, the
+/// environment, what must be learnt in the caller's namespaces, then the namespaces themselves.
+/// `command` is what [`Entered::exec`] runs.
+pub(crate) fn enter<'s>(
+    request: &'s Request<'s>,
+    command: (&'static CStr, Argv),
+    mut env: Environment<'s>,
+    single_threaded: sys::SingleThreaded,
+    inherited: sys::InheritedFds,
+    stages: Stages<'s>,
+    mut bump: Bump<'static>,
+) -> error::Result<Entered<'s>> {
+    let settings = &request.settings;
+    let term_is_dumb = term_is_dumb(&env);
+    // Before the set-up, so that a caller dying during it is noticed (`pidns::die_with`).
+    let parent = pidns::parent(settings.die_with_parent);
+    let plan = plan::plan(request, stages.plan, &mut bump)?;
+    env.apply_edits(&mut bump, request.setenv, request.unsetenv)?;
+    let prepared = process::prepare(settings, &plan, &mut env, stages.fds, inherited, &mut bump)?;
+    let floor = namespaces::enter(request, stages.namespaces, stages.binfmt, single_threaded, &mut bump)?;
+    if let Some(parent) = parent {
+        pidns::die_with(parent)?;
     }
-    error.render(line);
-    line.flush_to_stderr();
-    1
+    Ok(Entered {
+        settings,
+        plan,
+        env,
+        prepared,
+        floor,
+        mounts: stages.mounts,
+        exec: stages.exec,
+        bump,
+        command,
+        term_is_dumb,
+    })
+}
+
+impl Entered<'_> {
+    /// In the command's process: the new root, then the process itself; ready to exec.
+    pub(crate) fn build(&mut self) -> error::Result<()> {
+        let settings = self.settings;
+        process::name_listener(&mut self.env, &mut self.bump, self.prepared.listener)?;
+        let umask = rustix::process::umask(Mode::empty());
+        let context = mounts::Context {
+            ttyname: self.prepared.ttyname,
+            umask,
+            debug: settings.debug,
+            floor: self.floor,
+            new_proc: settings.unshare_pid,
+        };
+        mounts::setup(&self.plan, self.mounts, &context)?;
+        process::finish(settings, &self.prepared, umask)
+    }
+
+    /// The command, in place of this process; returns only the error that prevented it.
+    pub(crate) fn exec(&mut self) -> Error {
+        let (command, argv) = self.command;
+        let errno = process::exec::execvp(command, argv, &self.env, self.exec, self.mounts.spare_path());
+        Error::sys(Syscall::Execvp, errno).for_argument(command)
+    }
+}
+
+/// The command's process: `started` is the PID namespace's word on it (always `Ok` without one).
+fn build_and_exec(sandbox: &mut Entered<'_>, started: error::Result<()>) -> i32 {
+    let e = match started.and_then(|()| sandbox.build()) {
+        Ok(()) => sandbox.exec(),
+        Err(e) => e,
+    };
+    exit_status(&e, sandbox.term_is_dumb)
+}
+
+/// An error's exit status, after its one line: 127 when the command does not exist.
+fn exit_status(e: &Error, term_is_dumb: bool) -> i32 {
+    let not_found = e.errno() == Some(Errno::NOENT) && matches!(e.cause, Cause::Sys { syscall: Syscall::Execvp, .. });
+    let status = report::report(e, term_is_dumb);
+    if not_found { EXIT_NOT_FOUND } else { status }
+}
+
+/// Whether messages must do without colour (the caller's TERM, before any edit).
+fn term_is_dumb(env: &Environment<'_>) -> bool {
+    env.get(b"TERM") == Some(b"dumb")
 }

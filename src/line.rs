@@ -2,43 +2,38 @@
 //! `--debug`. A fixed buffer, written with one `write()` so that lines from parallel sandboxes do
 //! not mix; overlong text is cut, never a crash.
 
+use crate::containers::Bytes;
 use crate::decimal;
 
 /// Bytes one message may take.
-pub const LINE_CAP: usize = 8192;
+pub(crate) const LINE_CAP: usize = 8192;
 
-pub struct Line {
-    buf: [u8; LINE_CAP],
-    len: usize,
-}
+pub(crate) struct Line(Bytes<LINE_CAP>);
 
 impl Line {
-    pub const fn new() -> Self {
-        Self { buf: [0; LINE_CAP], len: 0 }
+    pub(crate) const fn new() -> Self {
+        Self(Bytes::new())
     }
 
-    pub fn push(&mut self, bytes: &[u8]) {
-        let room = self.buf.len() - self.len;
-        let n = bytes.len().min(room);
-        self.buf[self.len..self.len + n].copy_from_slice(&bytes[..n]);
-        self.len += n;
+    pub(crate) fn push(&mut self, bytes: &[u8]) {
+        self.0.push(bytes);
     }
 
-    pub fn push_u64(&mut self, value: u64) {
+    pub(crate) fn push_u64(&mut self, value: u64) {
         let mut digits = [0u8; decimal::MAX_DIGITS];
         self.push(decimal::format(value, &mut digits));
     }
 
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
     }
 
-    pub fn clear(&mut self) {
-        self.len = 0;
+    pub(crate) fn clear(&mut self) {
+        self.0.clear();
     }
 
     /// Writes the line to stderr in one `write()` (more only if the kernel takes part of it).
-    pub fn flush_to_stderr(&mut self) {
+    pub(crate) fn flush_to_stderr(&mut self) {
         let mut rest = self.as_bytes();
         while !rest.is_empty() {
             match rustix::io::write(crate::sys::stderr(), rest) {

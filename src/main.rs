@@ -10,7 +10,8 @@
 use core::ffi::c_char;
 
 use mkosi_sandbox::Storage;
-use mkosi_sandbox::process::args::{CArgs, CEnv};
+use mkosi_sandbox::sys::Entry;
+use mkosi_sandbox::sys::args::{CArgs, CEnv};
 
 static mut STORAGE: Storage = Storage::new();
 
@@ -22,7 +23,10 @@ extern "C" fn main(argc: i32, argv: *const *const c_char, envp: *const *const c_
     let args = unsafe { CArgs::new(argc, argv) };
     // SAFETY: envp comes from the C runtime: NULL-terminated C strings alive until exit.
     let environ = unsafe { CEnv::new(envp) };
-    mkosi_sandbox::run(&args, &environ, storage)
+    // SAFETY: this is the program's entry: one thread (nothing here starts another), and every
+    // descriptor from 3 up was inherited, none is owned yet.
+    let entry = unsafe { Entry::claim() };
+    mkosi_sandbox::run(&args, &environ, entry, storage)
 }
 
 #[panic_handler]

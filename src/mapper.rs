@@ -14,11 +14,11 @@ use rustix::io::Errno;
 use rustix::pipe::PipeFlags;
 use rustix::process::{Pid, WaitOptions};
 
-use crate::containers::Bump;
+use crate::containers::{Bump, Bytes};
 use crate::decimal::{MAX_DIGITS, format as decimal};
 use crate::error::{Cause, During, Error, Limit, Overflow, Reason, Result, Stage, Syscall, strerror};
 use crate::subid::{Kind, MAX_RANGES, Range};
-use crate::sys;
+use crate::sys::{self, SingleThreaded};
 
 const NEWUIDMAP: &CStr = c"/usr/bin/newuidmap";
 const NEWGIDMAP: &CStr = c"/usr/bin/newgidmap";
@@ -30,7 +30,7 @@ const REPORT_CAP: usize = 1024;
 
 /// Why the maps were not written, when the tools have no words of their own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// newuidmap/newgidmap are missing.
     ToolNotInstalled,
     /// The helper died without saying how it went.
@@ -50,7 +50,7 @@ impl Reason for Refusal {
 }
 
 /// The helper process, between fork and verdict.
-pub struct Mapper {
+pub(crate) struct Mapper {
     pid: Option<Pid>,
     /// Writing one byte says "unshared, go"; closing it unwritten says "give up".
     go: Option<OwnedFd>,
@@ -64,7 +64,13 @@ impl Mapper {
     /// maps itself; otherwise the setuid tools must be installed (checked here, before forking).
     #[cold]
     #[inline(never)]
-    pub fn start(uid_map: &[Range], gid_map: &[Range], direct: bool, auto: bool) -> Result<Mapper> {
+    pub(crate) fn start(
+        one_thread: SingleThreaded,
+        uid_map: &[Range],
+        gid_map: &[Range],
+        direct: bool,
+        auto: bool,
+    ) -> Result<Mapper> {
         let subject = |kind: Kind| if auto { "--map-auto" } else { kind.option() };
         if !direct {
             for (tool, kind) in [(NEWUIDMAP, Kind::Uid), (NEWGIDMAP, Kind::Gid)] {
@@ -83,12 +89,12 @@ impl Mapper {
         let (go_read, go_write) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC).during(Syscall::Pipe).map_err(fail)?;
         let (verdict_read, verdict_write) =
             rustix::pipe::pipe_with(PipeFlags::CLOEXEC).during(Syscall::Pipe).map_err(fail)?;
-        match sys::fork().during(Syscall::Fork).map_err(fail)? {
+        match sys::fork(one_thread).during(Syscall::Fork).map_err(fail)? {
             None => {
                 // The helper must see EOF on `go` when the sandbox dies: keep no copy of its write end.
                 drop(go_write);
                 drop(verdict_read);
-                helper(go_read, verdict_write, target, uid_map, gid_map, direct)
+                helper(one_thread, go_read, verdict_write, target, uid_map, gid_map, direct)
             }
             Some(child) => Ok(Mapper { pid: Some(child), go: Some(go_write), verdict: verdict_read, auto }),
         }
@@ -98,7 +104,7 @@ impl Mapper {
     /// of a failure (the tool's own words) is copied into `bump`.
     #[cold]
     #[inline(never)]
-    pub fn finish(mut self, bump: &mut Bump<'static>) -> Result<()> {
+    pub(crate) fn finish(mut self, bump: &mut Bump<'static>) -> Result<()> {
         // Set-id history makes a process non-dumpable, and then its /proc files belong to root,
         // which newuidmap refuses.
         rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::Dumpable)
@@ -144,7 +150,15 @@ impl Drop for Mapper {
 const OK: u8 = 0;
 
 /// The helper process: waits for the go, writes both maps, reports, exits.
-fn helper(go: OwnedFd, verdict: OwnedFd, target: Pid, uid_map: &[Range], gid_map: &[Range], direct: bool) -> ! {
+fn helper(
+    one_thread: SingleThreaded,
+    go: OwnedFd,
+    verdict: OwnedFd,
+    target: Pid,
+    uid_map: &[Range],
+    gid_map: &[Range],
+    direct: bool,
+) -> ! {
     let mut byte = [0u8];
     if !matches!(rustix::io::read(&go, &mut byte), Ok(1)) {
         // The sandbox gave up before unsharing (its error is its own to report).
@@ -157,10 +171,10 @@ fn helper(go: OwnedFd, verdict: OwnedFd, target: Pid, uid_map: &[Range], gid_map
         write_map(target, Kind::Uid, uid_map, &mut report)
             .and_then(|()| write_map(target, Kind::Gid, gid_map, &mut report))
     } else {
-        run_tools(target, uid_map, gid_map, &mut report)
+        run_tools(one_thread, target, uid_map, gid_map, &mut report)
     };
     let status = if written.is_ok() {
-        report.len = 0;
+        report.0.clear();
         report.push(&[OK]);
         0
     } else {
@@ -171,25 +185,20 @@ fn helper(go: OwnedFd, verdict: OwnedFd, target: Pid, uid_map: &[Range], gid_map
 }
 
 /// The helper's message: a leading `u` or `g` (which map failed), then one line of text.
-struct Report {
-    buf: [u8; REPORT_CAP],
-    len: usize,
-}
+struct Report(Bytes<REPORT_CAP>);
 
 impl Report {
     fn new() -> Self {
-        Self { buf: [0; REPORT_CAP], len: 0 }
+        Self(Bytes::new())
     }
 
     fn start(&mut self, kind: Kind) {
-        self.len = 0;
+        self.0.clear();
         self.push(if kind == Kind::Uid { b"u" } else { b"g" });
     }
 
     fn push(&mut self, bytes: &[u8]) {
-        let n = bytes.len().min(self.buf.len() - self.len);
-        self.buf[self.len..self.len + n].copy_from_slice(&bytes[..n]);
-        self.len += n;
+        self.0.push(bytes);
     }
 
     fn push_u32(&mut self, n: u32) {
@@ -198,7 +207,7 @@ impl Report {
     }
 
     fn as_bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
+        self.0.as_bytes()
     }
 
     /// Reports `WHAT: strerror` for map `kind`; returns the failure.
@@ -213,19 +222,16 @@ impl Report {
 
 /// Root: writes `/proc/PID/uid_map` (or gid_map) in one write, as the kernel requires.
 fn write_map(target: Pid, kind: Kind, map: &[Range], report: &mut Report) -> core::result::Result<(), ()> {
-    let mut path = [0u8; 32];
+    let mut path = Bytes::new();
     let path = proc_path(target, kind, &mut path);
-    let mut text = [0u8; MAP_TEXT_CAP + 40];
-    let mut len = 0;
+    let mut text = Bytes::<{ MAP_TEXT_CAP + 40 }>::new();
     for range in map.iter() {
-        for (n, sep) in [(range.inner, b' '), (range.outer, b' '), (range.count, b'\n')] {
+        for (n, sep) in [(range.inner, b" "), (range.outer, b" "), (range.count, b"\n")] {
             let mut digits = [0u8; MAX_DIGITS];
-            let d = decimal(u64::from(n), &mut digits);
-            text[len..len + d.len()].copy_from_slice(d);
-            text[len + d.len()] = sep;
-            len += d.len() + 1;
+            text.push(decimal(u64::from(n), &mut digits));
+            text.push(sep);
         }
-        if len > MAP_TEXT_CAP {
+        if text.as_bytes().len() > MAP_TEXT_CAP {
             report.start(kind);
             report.push(path.to_bytes());
             report.push(b": map longer than the kernel's 4095 bytes");
@@ -233,11 +239,10 @@ fn write_map(target: Pid, kind: Kind, map: &[Range], report: &mut Report) -> cor
         }
     }
     let written = rustix::fs::openat(CWD, path, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())
-        .and_then(|fd| rustix::io::write(&fd, &text[..len]));
+        .and_then(|fd| sys::write_whole(&fd, text.as_bytes()));
     match written {
-        Ok(n) if n == len => Ok(()),
-        Ok(_) | Err(_) => {
-            let errno = written.err().unwrap_or(Errno::IO);
+        Ok(()) => Ok(()),
+        Err(errno) => {
             report.start(kind);
             report.push(b"write ");
             report.push(path.to_bytes());
@@ -248,30 +253,34 @@ fn write_map(target: Pid, kind: Kind, map: &[Range], report: &mut Report) -> cor
     }
 }
 
-fn proc_path(target: Pid, kind: Kind, buf: &mut [u8; 32]) -> &CStr {
+fn proc_path(target: Pid, kind: Kind, buf: &mut Bytes<32>) -> &CStr {
     let mut digits = [0u8; MAX_DIGITS];
     let pid = decimal(target.as_raw_nonzero().get() as u64, &mut digits);
     let file: &[u8] = if kind == Kind::Uid { b"/uid_map\0" } else { b"/gid_map\0" };
-    let mut len = 0;
+    buf.clear();
     for part in [&b"/proc/"[..], pid, file] {
-        buf[len..len + part.len()].copy_from_slice(part);
-        len += part.len();
+        buf.push(part);
     }
-    CStr::from_bytes_until_nul(&buf[..len]).unwrap_or(c"")
+    CStr::from_bytes_until_nul(buf.as_bytes()).unwrap_or(c"")
 }
 
 /// Unprivileged: runs `newuidmap PID INNER OUTER COUNT...` and `newgidmap ...` at the same time
 /// (they write different files), each with its output captured; a failure reports that output
 /// and the exit status, the uid map's first.
-fn run_tools(target: Pid, uid_map: &[Range], gid_map: &[Range], report: &mut Report) -> core::result::Result<(), ()> {
+fn run_tools(
+    one_thread: SingleThreaded,
+    target: Pid,
+    uid_map: &[Range],
+    gid_map: &[Range],
+    report: &mut Report,
+) -> core::result::Result<(), ()> {
     let mut gid_report = Report::new();
-    let uid = spawn_tool(target, Kind::Uid, uid_map, report);
-    let gid = spawn_tool(target, Kind::Gid, gid_map, &mut gid_report);
+    let uid = spawn_tool(one_thread, target, Kind::Uid, uid_map, report);
+    let gid = spawn_tool(one_thread, target, Kind::Gid, gid_map, &mut gid_report);
     let uid = uid.and_then(|tool| tool.wait(report));
     let gid = gid.and_then(|tool| tool.wait(&mut gid_report));
     if uid.is_ok() && gid.is_err() {
-        report.len = 0;
-        report.push(gid_report.as_bytes());
+        report.0 = gid_report.0;
     }
     uid.and(gid)
 }
@@ -284,7 +293,13 @@ struct Tool {
     output: OwnedFd,
 }
 
-fn spawn_tool(target: Pid, kind: Kind, map: &[Range], report: &mut Report) -> core::result::Result<Tool, ()> {
+fn spawn_tool(
+    one_thread: SingleThreaded,
+    target: Pid,
+    kind: Kind,
+    map: &[Range],
+    report: &mut Report,
+) -> core::result::Result<Tool, ()> {
     let path = if kind == Kind::Uid { NEWUIDMAP } else { NEWGIDMAP };
     // Every argument as a C string, laid end to end in `strings`.
     let mut strings = [0u8; 16 + (MAX_RANGES * 3 + 1) * 11];
@@ -307,7 +322,7 @@ fn spawn_tool(target: Pid, kind: Kind, map: &[Range], report: &mut Report) -> co
         Ok(p) => p,
         Err(e) => return report.errno(kind, b"pipe", e),
     };
-    match sys::fork() {
+    match sys::fork(one_thread) {
         Ok(Some(pid)) => Ok(Tool { kind, path, pid, output: out_read }),
         Ok(None) => {
             drop(out_read);
@@ -388,7 +403,7 @@ mod tests {
 
     #[test]
     fn proc_paths() {
-        let mut buf = [0u8; 32];
+        let mut buf = Bytes::new();
         let pid = Pid::from_raw(4194304).unwrap();
         assert_eq!(proc_path(pid, Kind::Uid, &mut buf).to_bytes(), b"/proc/4194304/uid_map");
         assert_eq!(proc_path(pid, Kind::Gid, &mut buf).to_bytes(), b"/proc/4194304/gid_map");

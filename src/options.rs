@@ -8,7 +8,7 @@
 
 /// What an option builds: a filesystem operation, a setting, or an answer of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Builds {
+pub(crate) enum Builds {
     Help,
     Version,
     /// Operations on DST (the last argument).
@@ -47,7 +47,7 @@ pub enum Builds {
 
 /// The settings that an option without arguments switches on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flag {
+pub(crate) enum Flag {
     BecomeRoot,
     SuppressChown,
     SuppressSync,
@@ -67,14 +67,14 @@ pub enum Flag {
 pub struct Spec {
     pub name: &'static str,
     /// Another name (`-h`), or empty.
-    pub short: &'static str,
+    pub(crate) short: &'static str,
     /// The arguments as `--help` names them (`SRC DST`), empty for none.
-    pub args: &'static str,
+    pub(crate) args: &'static str,
     /// How many arguments follow (the words of `args`).
     pub arity: u8,
     /// `--help`'s text, its lines separated by `\n`.
-    pub help: &'static str,
-    pub builds: Builds,
+    pub(crate) help: &'static str,
+    pub(crate) builds: Builds,
 }
 
 const fn words(s: &str) -> u8 {
@@ -191,7 +191,7 @@ pub static OPTIONS: [Spec; 42] = [
 
 /// The option named `name` (`--bind`, or a short name such as `-h`).
 #[inline]
-pub fn find(name: &[u8]) -> Option<&'static Spec> {
+pub(crate) fn find(name: &[u8]) -> Option<&'static Spec> {
     let index = *SLOTS.get(slot(name)?)?;
     let spec = OPTIONS.get(usize::from(index).wrapping_sub(1))?;
     (same(spec.name.as_bytes(), name) || same(spec.short.as_bytes(), name)).then_some(spec)
@@ -300,7 +300,7 @@ static SLOTS: [u8; 1 << SLOT_BITS] = {
 
 /// `--help`'s option lines: the names and arguments, then the text from column 34, continued
 /// there on lines of their own (and on the next line when the names leave no room).
-pub const HELP: &str = match core::str::from_utf8(&HELP_BYTES) {
+pub(crate) const HELP: &str = match core::str::from_utf8(&HELP_BYTES) {
     Ok(text) => text,
     Err(_) => panic!("the help text is UTF-8"),
 };

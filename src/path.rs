@@ -8,7 +8,7 @@ use rustix::fs::{Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 
 /// Room for PATH_MAX bytes plus the terminating NUL.
-pub const PATH_CAP: usize = 4096;
+pub(crate) const PATH_CAP: usize = 4096;
 
 /// Symlinks followed in one resolution before giving up (the kernel's own limit).
 const MAX_LINKS: u32 = 40;
@@ -16,51 +16,51 @@ const MAX_LINKS: u32 = 40;
 /// A NUL-terminated path in a fixed buffer. repr(C) with `len` first: a short path touches one
 /// page of the arena, not the buffer's first page and its last.
 #[repr(C)]
-pub struct PathBuf {
+pub(crate) struct PathBuf {
     len: usize,
     buf: [u8; PATH_CAP + 1],
 }
 
 impl PathBuf {
-    pub const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         Self { len: 0, buf: [0; PATH_CAP + 1] }
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
     }
 
-    pub fn as_bytes(&self) -> &[u8] {
+    pub(crate) fn as_bytes(&self) -> &[u8] {
         &self.buf[..self.len]
     }
 
-    pub fn as_cstr(&self) -> &CStr {
+    pub(crate) fn as_cstr(&self) -> &CStr {
         // The buffer always holds a NUL at `len` and none before it (pushes reject NULs).
         CStr::from_bytes_until_nul(&self.buf[..=self.len]).unwrap_or(c"")
     }
 
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.truncate(0);
     }
 
-    pub fn truncate(&mut self, len: usize) {
+    pub(crate) fn truncate(&mut self, len: usize) {
         if len <= self.len {
             self.len = len;
             self.buf[len] = 0;
         }
     }
 
-    pub fn set(&mut self, bytes: &[u8]) -> core::result::Result<(), Errno> {
+    pub(crate) fn set(&mut self, bytes: &[u8]) -> core::result::Result<(), Errno> {
         self.clear();
         self.push(bytes)
     }
 
     /// Appends raw bytes.
-    pub fn push(&mut self, bytes: &[u8]) -> core::result::Result<(), Errno> {
+    pub(crate) fn push(&mut self, bytes: &[u8]) -> core::result::Result<(), Errno> {
         if self.len + bytes.len() > PATH_CAP {
             return Err(Errno::NAMETOOLONG);
         }
@@ -74,7 +74,7 @@ impl PathBuf {
     }
 
     /// Appends `/name` (no separator is doubled).
-    pub fn push_component(&mut self, name: &[u8]) -> core::result::Result<(), Errno> {
+    pub(crate) fn push_component(&mut self, name: &[u8]) -> core::result::Result<(), Errno> {
         if self.len > 0 && self.buf[self.len - 1] != b'/' {
             self.push(b"/")?;
         }
@@ -82,7 +82,7 @@ impl PathBuf {
     }
 
     /// Removes the last component, never going below `floor` bytes.
-    pub fn pop_component(&mut self, floor: usize) {
+    pub(crate) fn pop_component(&mut self, floor: usize) {
         let mut at = self.len;
         while at > floor && self.buf[at - 1] == b'/' {
             at -= 1;
@@ -97,7 +97,7 @@ impl PathBuf {
     }
 
     /// The path with its NUL, for callers that cut it temporarily at a separator (`mkdir -p`).
-    pub fn raw_mut(&mut self) -> &mut [u8] {
+    pub(crate) fn raw_mut(&mut self) -> &mut [u8] {
         &mut self.buf[..=self.len]
     }
 }
@@ -110,12 +110,12 @@ impl Default for PathBuf {
 
 /// The components of `path`, skipping empty ones and `.` (as the original's `splitpath()` and
 /// `commonpath()` do).
-pub fn components(path: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> + Clone {
+pub(crate) fn components(path: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> + Clone {
     path.split(|&b| b == b'/').filter(|c| !c.is_empty() && *c != b".")
 }
 
 /// True when the original's suffix rule makes DST world-writable with the sticky bit.
-pub fn is_tmp_dir(path: &[u8]) -> bool {
+pub(crate) fn is_tmp_dir(path: &[u8]) -> bool {
     path.ends_with(b"/tmp") || path.ends_with(b"/var/tmp")
 }
 
@@ -129,12 +129,12 @@ fn key_components(path: &[u8], keep_dots: bool) -> impl Iterator<Item = &[u8]> {
 /// Length of the key of `path`: its components joined by NUL bytes. Comparing keys bytewise
 /// orders paths exactly like Python compares `splitpath()` tuples (NUL sorts below every byte a
 /// component can hold, and a proper prefix sorts first).
-pub fn key_len(path: &[u8], keep_dots: bool) -> usize {
+pub(crate) fn key_len(path: &[u8], keep_dots: bool) -> usize {
     key_shape(path, keep_dots).0
 }
 
 /// [`key_len`], and whether `path` has a `.` component (in the same walk).
-pub fn key_shape(path: &[u8], keep_dots: bool) -> (usize, bool) {
+pub(crate) fn key_shape(path: &[u8], keep_dots: bool) -> (usize, bool) {
     let (mut len, mut dot) = (0, false);
     for (i, c) in key_components(path, keep_dots).enumerate() {
         len += c.len() + usize::from(i > 0);
@@ -143,7 +143,7 @@ pub fn key_shape(path: &[u8], keep_dots: bool) -> (usize, bool) {
     (len, dot)
 }
 
-pub fn write_key(path: &[u8], keep_dots: bool, out: &mut [u8]) {
+pub(crate) fn write_key(path: &[u8], keep_dots: bool, out: &mut [u8]) {
     let mut at = 0;
     for (i, c) in key_components(path, keep_dots).enumerate() {
         if i > 0 {
@@ -158,7 +158,7 @@ pub fn write_key(path: &[u8], keep_dots: bool, out: &mut [u8]) {
 /// Writes the key of `path` normalized as Python's `normpath()` does (`.` dropped, `..` applied
 /// lexically, never above `/`) into `out` (at least `key_len(path, false)` bytes); returns its
 /// length. What `relpath()` compares.
-pub fn write_normalized_key(path: &[u8], out: &mut [u8]) -> usize {
+pub(crate) fn write_normalized_key(path: &[u8], out: &mut [u8]) -> usize {
     let absolute = path.first() == Some(&b'/');
     let mut len = 0;
     for c in components(path) {
@@ -182,20 +182,20 @@ pub fn write_normalized_key(path: &[u8], out: &mut [u8]) -> usize {
 
 /// What `resolve` found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Resolved {
+pub(crate) struct Resolved {
     /// Every component existed: the resolved path exists (the original's `os.path.exists()`).
-    pub exists: bool,
+    pub(crate) exists: bool,
     /// Whether `root` + `path` *as written* is a symlink, when the walk tells: `Some(true)` when
     /// the first symlink met was the path's own last component, `Some(false)` when the written
     /// path met no symlink at all, `None` when a parent was a symlink (then only an `lstat()` of
     /// the written path, whose parents the kernel resolves from the real root, can tell).
-    pub written_is_link: Option<bool>,
+    pub(crate) written_is_link: Option<bool>,
 }
 
 /// Scratch space for `resolve`.
-pub struct ResolveScratch<'a> {
-    pub pending: &'a mut PathBuf,
-    pub link: &'a mut PathBuf,
+pub(crate) struct ResolveScratch<'a> {
+    pub(crate) pending: &'a mut PathBuf,
+    pub(crate) link: &'a mut PathBuf,
 }
 
 /// Resolves `path` as if `root` were `/` and writes `root` + the result into `out`: the original's
@@ -205,7 +205,12 @@ pub struct ResolveScratch<'a> {
 /// a component that does not exist ends the lookups and the rest is appended as written, with
 /// `..` applied lexically, as Python's non-strict `realpath()` does. One `readlinkat()` per
 /// existing component, and no `chroot()`.
-pub fn resolve(root: &[u8], path: &[u8], out: &mut PathBuf, scratch: ResolveScratch<'_>) -> Result<Resolved, Errno> {
+pub(crate) fn resolve(
+    root: &[u8],
+    path: &[u8],
+    out: &mut PathBuf,
+    scratch: ResolveScratch<'_>,
+) -> Result<Resolved, Errno> {
     let ResolveScratch { pending, link } = scratch;
     if let Some(resolved) = resolve_without_symlinks(root, path, out)? {
         return Ok(resolved);
@@ -344,12 +349,12 @@ fn resolve_without_symlinks(root: &[u8], path: &[u8], out: &mut PathBuf) -> Resu
 }
 
 /// `readlinkat(AT_FDCWD, path)` into `out`. EINVAL means "exists, not a symlink".
-pub fn read_link(path: &CStr, out: &mut PathBuf) -> core::result::Result<(), Errno> {
+pub(crate) fn read_link(path: &CStr, out: &mut PathBuf) -> core::result::Result<(), Errno> {
     read_link_at(rustix::fs::CWD, path, out)
 }
 
 /// `readlinkat(dir, path)` into `out`.
-pub fn read_link_at(
+pub(crate) fn read_link_at(
     dir: rustix::fd::BorrowedFd<'_>,
     path: &CStr,
     out: &mut PathBuf,
@@ -518,7 +523,7 @@ pub(crate) mod tests {
 
     pub(crate) struct TempDir(std::path::PathBuf);
     impl TempDir {
-        pub fn as_path(&self) -> &std::path::Path {
+        pub(crate) fn as_path(&self) -> &std::path::Path {
             &self.0
         }
     }

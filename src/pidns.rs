@@ -30,13 +30,10 @@ use rustix::event::{PollFd, PollFlags};
 use rustix::fd::{AsFd, BorrowedFd};
 use rustix::process::{Pid, PidfdFlags, Signal, WaitOptions, WaitStatus};
 
-use crate::containers::Bump;
-use crate::decimal;
 use crate::error::{During, Error, Result, Syscall};
-use crate::process::env::Environment;
-use crate::sys;
-use crate::sys::Disposition;
+use crate::report;
 use crate::sys::supervise::{self, Guarded, SigSet, Stack};
+use crate::sys::{self, Disposition, SingleThreaded};
 
 /// Forwarded to the command: the list, plus SIGCONT so that a caller can resume a
 /// `--suspend`ed command through the sandbox.
@@ -57,14 +54,14 @@ fn die_with_parent(e: Error) -> Error {
 }
 
 /// `--die-with-parent`, part one: the caller's pid, read first thing (None without the option).
-pub fn parent(wanted: bool) -> Option<Option<Pid>> {
+pub(crate) fn parent(wanted: bool) -> Option<Option<Pid>> {
     wanted.then(rustix::process::getppid)
 }
 
 /// `--die-with-parent`, part two: SIGKILL when the caller dies; then, closing the window before
 /// it was set, make sure the caller is still the parent (else it died and we were reparented).
 /// Called after the user namespace exists (creating one may reset the setting).
-pub fn die_with(parent: Option<Pid>) -> Result<()> {
+pub(crate) fn die_with(parent: Option<Pid>) -> Result<()> {
     rustix::process::set_parent_process_death_signal(Some(Signal::KILL))
         .during(Syscall::Prctl)
         .map_err(die_with_parent)?;
@@ -84,7 +81,7 @@ struct Saved {
 /// The stacks of the init and of the command's process, which run in the sandbox process's
 /// memory (see [`start`]). Untouched pages cost nothing; the command's needs the depth of the
 /// mounts, the exec and an error report.
-pub struct Storage {
+pub(crate) struct Storage {
     init: Stack<INIT_STACK>,
     command: Stack<COMMAND_STACK>,
 }
@@ -93,7 +90,7 @@ const INIT_STACK: usize = 64 << 10;
 const COMMAND_STACK: usize = 1 << 20;
 
 impl Storage {
-    pub const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         Self { init: Stack::new(), command: Stack::new() }
     }
 }
@@ -105,49 +102,56 @@ impl Default for Storage {
 }
 
 /// Starts the init in the PID namespace that `unshare(CLONE_NEWPID)` prepared, which starts the
-/// command's process at once; `command` runs there (with `Ok`, or with the init's error, in the
-/// init) and returns its exit status. Returns in the sandbox process once the init is gone, with
-/// the exit status. The init dies with the sandbox process, so that even a SIGKILL to the
-/// sandbox ends everything in it.
+/// command's process at once; that process runs `command` with `state` (with `Ok`, or with the
+/// init's error, in the init) and its return value is the exit status. The sandbox process
+/// never comes back: it waits and exits with the command's status (the init dies with it, so
+/// that even a SIGKILL to the sandbox ends everything in it). Returns only an error, in the
+/// sandbox process, when the init cannot be started; then no other process exists.
 ///
 /// Both processes share the sandbox process's memory (clone(CLONE_VM) on stacks of their own)
 /// instead of copies of it: a fork would copy the page tables twice and every page the command's
 /// process then writes would take a copy-on-write fault, and faults are the dearest part of a
 /// start. The sandbox process and the init only wait on their own stacks meanwhile; the command's
-/// process gets a memory of its own at exec.
-pub fn start(stacks: &mut Storage, command: &mut dyn FnMut(Result<()>) -> i32) -> Result<i32> {
-    let mask = supervise::block(&WAITED).during(Syscall::RtSigprocmask).map_err(unshare_pid)?;
+/// process gets a memory of its own at exec. (This is why the command's part is a function and
+/// not the rest of the caller's code: a process on a stack of its own cannot return into the
+/// caller's frames, which the sandbox process's stack still holds.)
+pub(crate) fn start<T: Send>(
+    one_thread: SingleThreaded,
+    stacks: &mut Storage,
+    command: fn(&mut T, Result<()>) -> i32,
+    state: &mut T,
+    term_is_dumb: bool,
+) -> Error {
+    let mask = match supervise::block(&WAITED).during(Syscall::RtSigprocmask) {
+        Ok(mask) => mask,
+        Err(e) => return unshare_pid(e),
+    };
     let chld = sys::default_sigchld();
     let saved = Saved { mask, chld };
     // The init cannot use getppid() (its parent is outside its namespace): it watches a pidfd.
-    let sandbox = rustix::process::pidfd_open(rustix::process::getpid(), PidfdFlags::empty())
-        .during(Syscall::PidfdOpen)
-        .map_err(unshare_pid)?;
+    let sandbox =
+        match rustix::process::pidfd_open(rustix::process::getpid(), PidfdFlags::empty()).during(Syscall::PidfdOpen) {
+            Ok(fd) => fd,
+            Err(e) => return unshare_pid(e),
+        };
     let watched = sandbox.as_fd();
     // Guarded now, while no other process shares the memory.
-    let mut init_stack = stacks.init.guarded().during(Syscall::Mprotect).map_err(unshare_pid)?;
-    let mut command_stack = stacks.command.guarded().during(Syscall::Mprotect).map_err(unshare_pid)?;
-    let mut init = || match init_dies_with(watched) {
-        Ok(()) => spawn_command(saved, &mut command_stack, command),
-        Err(e) => command(Err(e)),
+    let (mut init_stack, mut command_stack) = match (stacks.init.guarded(), stacks.command.guarded()) {
+        (Ok(init), Ok(command)) => (init, command),
+        (Err(e), _) | (_, Err(e)) => return unshare_pid(Error::sys(Syscall::Mprotect, e)),
     };
-    let supervised = supervise::spawn_init(&mut init_stack, &mut init, |init| match release_and_supervise(init) {
-        Ok(status) => Ok(status),
-        Err(e) => {
-            // Never leave a half-built sandbox behind.
-            let _ = rustix::process::kill_process(init, Signal::KILL);
-            let _ = rustix::process::waitpid(Some(init), WaitOptions::empty());
-            Err(unshare_pid(e))
-        }
-    });
-    match supervised {
-        Ok(status) => {
-            // close_range() closed it (`release_and_supervise`), or this process is about to exit.
-            core::mem::forget(sandbox);
-            status
-        }
-        Err(e) => Err(unshare_pid(Error::sys(Syscall::Clone, e))),
-    }
+    let mut init = move || match init_dies_with(watched) {
+        Ok(()) => spawn_command(one_thread, saved, &mut command_stack, command, state),
+        Err(e) => command(state, Err(e)),
+    };
+    let errno = supervise::spawn_sharing_memory::<_, _, true, INIT_STACK>(
+        one_thread,
+        &mut init_stack,
+        &mut init,
+        sandbox_waits,
+        term_is_dumb,
+    );
+    unshare_pid(Error::sys(Syscall::Clone, errno))
 }
 
 /// The init dies with the sandbox process; if that died before the setting took, exit now.
@@ -163,14 +167,26 @@ fn init_dies_with(sandbox: BorrowedFd<'_>) -> Result<()> {
     Ok(())
 }
 
-/// The sandbox process lets go of what the command alone should hold (descriptors such as
-/// `--exec-fd`'s, the caller's directory), then waits.
-fn release_and_supervise(init: Pid) -> Result<i32> {
-    // SAFETY: from here on this process only waits, signals and exits: it never uses or drops a
-    // descriptor handle again (`start` forgets the init's pidfd; the static storage that holds
-    // some is never dropped).
-    #[allow(unsafe_code)]
-    unsafe { supervise::close_from(3) }.during(Syscall::CloseRange)?;
+/// The sandbox process, once the init runs: lets go of what the command alone should hold
+/// (descriptors such as `--exec-fd`'s), then waits.
+fn sandbox_waits(init: Pid, term_is_dumb: bool) -> ! {
+    supervise::close_from_then(3, supervise_init, (init, term_is_dumb))
+}
+
+/// Forwards signals to the init until it exits, then exits with its status. On an error, kills
+/// the init (never leave a half-built sandbox behind) and reports.
+fn supervise_init((init, term_is_dumb): (Pid, bool), closed: sys::SysResult<()>) -> ! {
+    match closed.during(Syscall::CloseRange).and_then(|()| wait_for(init)) {
+        Ok(status) => sys::exit_group(status),
+        Err(e) => {
+            let _ = rustix::process::kill_process(init, Signal::KILL);
+            let _ = rustix::process::waitpid(Some(init), WaitOptions::empty());
+            sys::exit_group(report::report(&unshare_pid(e), term_is_dumb))
+        }
+    }
+}
+
+fn wait_for(init: Pid) -> Result<i32> {
     // Its cwd would pin the caller's mount tree, copied into the new mount namespace; "/"
     // follows the command's pivot_root() into the sandbox.
     rustix::process::chdir(c"/").during(Syscall::Chdir)?;
@@ -191,40 +207,35 @@ fn release_and_supervise(init: Pid) -> Result<i32> {
 /// In the init: starts the command's process, which gets the caller's signal state back and runs
 /// `command`; the init reaps. Returns only when the process cannot be made, with `command`'s
 /// report of that.
-fn spawn_command(
+fn spawn_command<T: Send>(
+    one_thread: SingleThreaded,
     saved: Saved,
     stack: &mut Guarded<'_, COMMAND_STACK>,
-    command: &mut dyn FnMut(Result<()>) -> i32,
+    command: fn(&mut T, Result<()>) -> i32,
+    state: &mut T,
 ) -> i32 {
     let mut run = || {
         if saved.chld.ignored() {
             sys::restore_sigchld(&saved.chld);
         }
         let restored = supervise::set_mask(&saved.mask).during(Syscall::RtSigprocmask).map_err(unshare_pid);
-        command(restored)
+        command(state, restored)
     };
-    let errno = supervise::spawn_sharing_memory(stack, &mut run, reap);
-    command(Err(unshare_pid(Error::sys(Syscall::Clone, errno))))
+    let errno =
+        supervise::spawn_sharing_memory::<_, _, false, COMMAND_STACK>(one_thread, stack, &mut run, init_waits, ());
+    command(state, Err(unshare_pid(Error::sys(Syscall::Clone, errno))))
 }
 
-/// In the command's process, with `--unshare-pid`: `LISTEN_PID` names it (PID 2), if set.
-pub fn announce(env: &mut Environment<'_>, bump: &mut Bump<'static>) -> Result<()> {
-    if env.get(b"LISTEN_PID").is_some() {
-        let mut digits = [0u8; decimal::MAX_DIGITS];
-        let pid = rustix::process::getpid().as_raw_nonzero().get() as u64;
-        env.set(bump, b"LISTEN_PID", decimal::format(pid, &mut digits))?;
-    }
-    Ok(())
+/// The init, once the command's process runs: the command has its own copies of the
+/// descriptors; kept here they would outlive it (a pipe would not see EOF, `--exec-fd` would not
+/// close at exec).
+fn init_waits(command: Pid, (): ()) -> ! {
+    supervise::close_from_then(3, reap, command)
 }
 
 /// PID 1: forwards signals to the command, reaps every orphan, and exits with the command's
 /// status as soon as it has one (the kernel then kills the rest of the namespace).
-fn reap(command: Pid) -> ! {
-    // The command has its own copies; descriptors kept here would outlive it (a pipe would not
-    // see EOF, `--exec-fd` would not close at exec).
-    // SAFETY: as in the sandbox process: the init only waits, signals and exits from here on.
-    #[allow(unsafe_code)]
-    let _ = unsafe { supervise::close_from(3) };
+fn reap(command: Pid, _closed: sys::SysResult<()>) -> ! {
     // As in the sandbox process: "/" follows the command's pivot_root() into the sandbox.
     let _ = rustix::process::chdir(c"/");
     loop {
@@ -246,19 +257,75 @@ fn reap(command: Pid) -> ! {
 /// Passes a signal on, unless the terminal sent it to the whole process group (the command is
 /// in it and got its own). A target that is already gone is not an error.
 fn forward(got: supervise::Received, to: Pid) {
-    if got.code == SI_KERNEL as i32 || !FORWARDED.contains(&got.signo) {
-        return;
-    }
-    if let Some(signal) = Signal::from_named_raw(got.signo as i32) {
+    if let Some(signal) = forwarded(got) {
         let _ = rustix::process::kill_process(to, signal);
     }
 }
 
+fn forwarded(got: supervise::Received) -> Option<Signal> {
+    if got.code == SI_KERNEL as i32 || !FORWARDED.contains(&got.signo) {
+        return None;
+    }
+    Signal::from_named_raw(got.signo as i32)
+}
+
 /// The command's exit status, or 128+N for death by signal N.
 fn exit_status(status: WaitStatus) -> i32 {
-    match (status.exit_status(), status.terminating_signal()) {
+    status_of(status.exit_status(), status.terminating_signal())
+}
+
+fn status_of(exit: Option<i32>, signal: Option<i32>) -> i32 {
+    match (exit, signal) {
         (Some(code), _) => code,
         (None, Some(signal)) => SIGNALLED + signal,
         (None, None) => 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use linux_raw_sys::general::{SI_USER, SIGKILL, SIGSTOP};
+
+    use super::*;
+
+    fn got(signo: u32, code: u32) -> supervise::Received {
+        supervise::Received { signo, code: code as i32 }
+    }
+
+    #[test]
+    fn signals_sent_to_the_sandbox_are_forwarded() {
+        for signo in FORWARDED {
+            assert_eq!(forwarded(got(signo, SI_USER)).map(Signal::as_raw), Some(signo as i32));
+        }
+    }
+
+    #[test]
+    fn the_terminal_s_signals_are_not_forwarded_twice() {
+        assert_eq!(forwarded(got(SIGINT, SI_KERNEL)), None);
+        assert_eq!(forwarded(got(SIGWINCH, SI_KERNEL)), None);
+    }
+
+    #[test]
+    fn only_the_listed_signals_are_forwarded() {
+        assert_eq!(forwarded(got(SIGCHLD, SI_USER)), None);
+        assert_eq!(forwarded(got(SIGKILL, SI_USER)), None);
+        assert_eq!(forwarded(got(SIGSTOP, SI_USER)), None);
+    }
+
+    #[test]
+    fn waited_holds_the_forwarded_signals_and_sigchld() {
+        assert_eq!(
+            WAITED,
+            SigSet::of(&[SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT, SIGCHLD])
+        );
+    }
+
+    #[test]
+    fn exit_statuses_are_the_shell_s() {
+        assert_eq!(status_of(Some(0), None), 0);
+        assert_eq!(status_of(Some(3), None), 3);
+        assert_eq!(status_of(None, Some(9)), 137);
+        assert_eq!(status_of(None, Some(15)), 143);
+        assert_eq!(status_of(None, None), 1);
     }
 }

@@ -14,14 +14,14 @@ use crate::path::{components, key_len, key_shape, write_key, write_normalized_ke
 use crate::request::{Op, OpKind, Request};
 
 /// The planner's working storage: a key per operation, the order, the binds being compared.
-pub struct Storage {
+pub(crate) struct Storage {
     keys: FixedVec<Keys, MAX_OPS>,
     order: [u32; MAX_OPS],
     binds: [u32; MAX_OPS],
 }
 
 impl Storage {
-    pub const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         Self { keys: FixedVec::new(), order: [0; MAX_OPS], binds: [0; MAX_OPS] }
     }
 }
@@ -34,7 +34,7 @@ impl Default for Storage {
 
 /// The operations to run, de-duplicated and in the order to run them.
 #[derive(Debug, Clone, Copy)]
-pub struct Plan<'a> {
+pub(crate) struct Plan<'a> {
     ops: &'a [Op],
     lowerdirs: &'a [&'static CStr],
     /// Indices into `ops`; every one is in range (made by `plan` from `ops` itself).
@@ -43,17 +43,9 @@ pub struct Plan<'a> {
 
 impl<'a> Plan<'a> {
     /// The operations, in the order they run.
-    pub fn iter(&self) -> impl Iterator<Item = &'a Op> + 'a {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &'a Op> + 'a {
         let ops = self.ops;
         self.order.iter().map(move |&i| &ops[i as usize])
-    }
-
-    pub fn len(&self) -> usize {
-        self.order.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.order.is_empty()
     }
 
     /// The operations' indices in the request, in order.
@@ -63,7 +55,7 @@ impl<'a> Plan<'a> {
     }
 
     /// The lower directories of an `OpKind::Overlay`, top first.
-    pub fn lowerdirs(&self, start: u32, len: u32) -> &'a [&'static CStr] {
+    pub(crate) fn lowerdirs(&self, start: u32, len: u32) -> &'a [&'static CStr] {
         let (start, len) = (start as usize, len as usize);
         self.lowerdirs.get(start..start.saturating_add(len)).unwrap_or(&[])
     }
@@ -137,7 +129,7 @@ fn identity<'k>(op: &Op, keys: &'k Keys) -> Identity<'k> {
 }
 
 /// Plans `request`'s operations: drops duplicate and implied binds, and orders the rest.
-pub fn plan<'a>(request: &Request<'a>, storage: &'a mut Storage, bump: &mut Bump<'static>) -> Result<Plan<'a>> {
+pub(crate) fn plan<'a>(request: &Request<'a>, storage: &'a mut Storage, bump: &mut Bump<'static>) -> Result<Plan<'a>> {
     let Storage { keys, order, binds } = storage;
     let ops = request.ops;
     keys.truncate(0);
@@ -518,7 +510,7 @@ mod fuzz {
                 let mut storage = Box::new(Storage::new());
                 let strings: &'static mut [u8] = Box::leak(vec![0u8; 1 << 16].into_boxed_slice());
                 let planned = plan(&request, &mut storage, &mut Bump::new(strings)).unwrap();
-                assert!(planned.len() <= request.ops.len(), "{args:?}");
+                assert!(planned.iter().count() <= request.ops.len(), "{args:?}");
             }
         }
     }

@@ -10,7 +10,7 @@ use crate::options::Spec;
 use crate::subid::Range;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OpKind {
+pub(crate) enum OpKind {
     Tmpfs,
     Dev,
     Proc,
@@ -40,33 +40,33 @@ pub enum OpKind {
 
 /// One filesystem operation, as given on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Op {
-    pub kind: OpKind,
+pub(crate) struct Op {
+    pub(crate) kind: OpKind,
     /// Bind source without its `+`, symlink target or data; empty for the others.
-    pub src: &'static CStr,
+    pub(crate) src: &'static CStr,
     /// The first argument exactly as given (bind SRC with its `+`), for messages.
-    pub given: Option<&'static CStr>,
-    pub dst: &'static CStr,
+    pub(crate) given: Option<&'static CStr>,
+    pub(crate) dst: &'static CStr,
     /// The option, from the table.
-    pub made_by: &'static Spec,
+    pub(crate) made_by: &'static Spec,
 }
 
 impl Op {
     /// The option that made this operation, for messages.
-    pub fn option(&self) -> &'static str {
+    pub(crate) fn option(&self) -> &'static str {
         self.made_by.name
     }
 
-    pub fn is_bind(&self) -> bool {
+    pub(crate) fn is_bind(&self) -> bool {
         matches!(self.kind, OpKind::Bind { .. })
     }
 
-    pub fn is_relative(&self) -> bool {
+    pub(crate) fn is_relative(&self) -> bool {
         matches!(self.kind, OpKind::Bind { relative: true, .. })
     }
 
     /// One line for `--debug`: the option and its arguments as given.
-    pub fn describe(&self, out: &mut Line) {
+    pub(crate) fn describe(&self, out: &mut Line) {
         out.push(b"mkosi-sandbox: ");
         out.push(self.option().as_bytes());
         for arg in [self.given, Some(self.dst)].into_iter().flatten() {
@@ -77,13 +77,13 @@ impl Op {
     }
 
     /// Attaches this operation as the subject of an error.
-    pub fn blame(&self, error: Error) -> Error {
+    pub(crate) fn blame(&self, error: Error) -> Error {
         error.for_option(self.option(), self.given, Some(self.dst))
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Chdir {
+pub(crate) enum Chdir {
     Path(&'static CStr),
     /// `--same-dir`: the caller's working directory.
     SameDir,
@@ -91,53 +91,53 @@ pub enum Chdir {
 
 /// Everything parsed besides the operations (which go into the arena).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Settings {
-    pub become_root: bool,
-    pub suppress_chown: bool,
-    pub suppress_sync: bool,
-    pub unshare_net: bool,
-    pub unshare_ipc: bool,
-    pub suspend: bool,
-    pub pack_fds: bool,
-    pub chdir: Option<Chdir>,
+pub(crate) struct Settings {
+    pub(crate) become_root: bool,
+    pub(crate) suppress_chown: bool,
+    pub(crate) suppress_sync: bool,
+    pub(crate) unshare_net: bool,
+    pub(crate) unshare_ipc: bool,
+    pub(crate) suspend: bool,
+    pub(crate) pack_fds: bool,
+    pub(crate) chdir: Option<Chdir>,
     /// `--exec-fd N` (mkosi 25.x): made close-on-exec right before exec.
-    pub exec_fd: Option<i32>,
+    pub(crate) exec_fd: Option<i32>,
     /// `--debug` (newer mkosi): print each filesystem operation as it runs.
-    pub debug: bool,
+    pub(crate) debug: bool,
     /// `--unshare-pid`: a new PID namespace whose init is this program (see `pidns`).
-    pub unshare_pid: bool,
+    pub(crate) unshare_pid: bool,
     /// `--die-with-parent`: SIGKILL when the caller dies.
-    pub die_with_parent: bool,
+    pub(crate) die_with_parent: bool,
     /// Any `--binfmt-register` (the rules are [`Request::binfmt_rules`]).
-    pub binfmt_register: bool,
+    pub(crate) binfmt_register: bool,
     /// `--map-auto`: map the caller's first subordinate uid and gid ranges.
-    pub map_auto: bool,
+    pub(crate) map_auto: bool,
     /// `--map-foreign` (mkosi 27): nothing to do when privileged, checked in `foreign_uid`.
-    pub map_foreign: bool,
+    pub(crate) map_foreign: bool,
     /// Index of the command's first argument; equal to the argument count for the default `bash`.
-    pub command: usize,
+    pub(crate) command: usize,
 }
 
 /// A sandbox to run: the settings and, in command-line order, what was collected into
 /// `cli::Storage`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Request<'s> {
-    pub settings: Settings,
-    pub ops: &'s [Op],
+pub(crate) struct Request<'s> {
+    pub(crate) settings: Settings,
+    pub(crate) ops: &'s [Op],
     /// The `--overlay-lowerdir` values; each `OpKind::Overlay` names its range, top first.
-    pub lowerdirs: &'s [&'static CStr],
-    pub setenv: &'s [(&'static CStr, &'static CStr)],
-    pub unsetenv: &'s [&'static CStr],
+    pub(crate) lowerdirs: &'s [&'static CStr],
+    pub(crate) setenv: &'s [(&'static CStr, &'static CStr)],
+    pub(crate) unsetenv: &'s [&'static CStr],
     /// The `--binfmt-register` values, as given.
-    pub binfmt_rules: &'s [&'static CStr],
+    pub(crate) binfmt_rules: &'s [&'static CStr],
     /// `--map-users` and `--map-groups`, in order.
-    pub uid_ranges: &'s [Range],
-    pub gid_ranges: &'s [Range],
+    pub(crate) uid_ranges: &'s [Range],
+    pub(crate) gid_ranges: &'s [Range],
 }
 
 impl Request<'_> {
     /// Whether subordinate id ranges are asked for (which implies a user namespace).
-    pub fn maps_ranges(&self) -> bool {
+    pub(crate) fn maps_ranges(&self) -> bool {
         self.settings.map_auto || !self.uid_ranges.is_empty() || !self.gid_ranges.is_empty()
     }
 }

@@ -8,16 +8,16 @@ use core::ffi::CStr;
 
 use rustix::fs::{CWD, Mode, OFlags};
 
-use crate::containers::FixedVec;
+use crate::containers::{Bytes, FixedVec, insert_sorted_by_key};
 use crate::decimal::parse_u32;
 use crate::error::{During, Error, Limit, Reason, Result, Syscall};
 
 /// Lines per map that the kernel accepts (UID_GID_MAP_MAX_EXTENTS, Linux 4.15 and later).
-pub const MAX_RANGES: usize = 340;
+pub(crate) const MAX_RANGES: usize = 340;
 
 /// Why id ranges are refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// `--map-users`/`--map-groups`: not three decimal numbers.
     MalformedRange,
     EmptyRange,
@@ -45,11 +45,11 @@ impl Reason for Refusal {
 /// One line of a uid or gid map: `count` ids from `outer` (in the caller's namespace) appear as
 /// `inner..` inside. `given` is the option's value as typed, for messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Range {
-    pub inner: u32,
-    pub outer: u32,
-    pub count: u32,
-    pub given: &'static CStr,
+pub(crate) struct Range {
+    pub(crate) inner: u32,
+    pub(crate) outer: u32,
+    pub(crate) count: u32,
+    pub(crate) given: &'static CStr,
 }
 
 impl Range {
@@ -71,12 +71,12 @@ impl Range {
 }
 
 /// The ranges of one map, in the order they are written.
-pub type Ranges = FixedVec<Range, MAX_RANGES>;
+pub(crate) type Ranges = FixedVec<Range, MAX_RANGES>;
 
 /// Parses `INNER:OUTER:COUNT` (newuidmap's order, inside first) strictly: three unsigned decimal
 /// numbers, COUNT at least 1, and neither range running past 4294967294 (the kernel reserves
 /// 4294967295 as "no id").
-pub fn parse_range(option: &'static str, given: &'static CStr) -> Result<Range> {
+pub(crate) fn parse_range(option: &'static str, given: &'static CStr) -> Result<Range> {
     let refuse = |why: Refusal| Error::invalid(why).for_option(option, Some(given), None);
     let mut fields = given.to_bytes().split(|&b| b == b':');
     let mut next = || fields.next().and_then(parse_u32).ok_or_else(|| refuse(Refusal::MalformedRange));
@@ -96,20 +96,20 @@ pub fn parse_range(option: &'static str, given: &'static CStr) -> Result<Range> 
 
 /// Which of the two maps: names the files, the helper binary and the options in messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Uid,
     Gid,
 }
 
 impl Kind {
-    pub fn option(self) -> &'static str {
+    pub(crate) fn option(self) -> &'static str {
         match self {
             Kind::Uid => "--map-users",
             Kind::Gid => "--map-groups",
         }
     }
 
-    pub fn subid_file(self) -> &'static CStr {
+    pub(crate) fn subid_file(self) -> &'static CStr {
         match self {
             Kind::Uid => c"/etc/subuid",
             Kind::Gid => c"/etc/subgid",
@@ -124,7 +124,7 @@ const CALLERS_OWN: &CStr = c"(the caller's own id)";
 /// Builds one complete map: the caller's own id first (`own_outer` appears as `own_inner`), then
 /// `--map-auto`'s lines from `auto` (the caller's first subordinate range: start, count), then the
 /// explicit ranges. Refuses overlaps and overlong maps.
-pub fn build(
+pub(crate) fn build(
     kind: Kind,
     own_inner: u32,
     own_outer: u32,
@@ -199,17 +199,12 @@ fn check_overlaps(kind: Kind, ranges: &Ranges) -> Result<()> {
 
 /// The ids a map makes visible inside, as sorted inclusive (first, last) spans with neighbours
 /// merged; returns how many of `out` are used.
-pub fn inside_spans(map: &Ranges, out: &mut [(u32, u32); MAX_RANGES]) -> usize {
+pub(crate) fn inside_spans(map: &Ranges, out: &mut [(u32, u32); MAX_RANGES]) -> usize {
     let mut len = 0;
     for range in map.iter() {
         let span = (range.inner, range.inner + (range.count - 1));
-        // Insertion sort: maps are short, and usually given in order.
-        let mut at = len;
-        while at > 0 && out[at - 1].0 > span.0 {
-            out[at] = out[at - 1];
-            at -= 1;
-        }
-        out[at] = span;
+        // Maps are short, and usually given in order.
+        insert_sorted_by_key(&mut out[..=len], span, |&(first, _)| first);
         len += 1;
     }
     let mut merged = 0;
@@ -227,7 +222,7 @@ pub fn inside_spans(map: &Ranges, out: &mut [(u32, u32); MAX_RANGES]) -> usize {
 /// The caller's first range (start, count) in `/etc/subuid` or `/etc/subgid`, matched by user
 /// name or by numeric uid as shadow's newuidmap matches them. `name` is the caller's login name
 /// from /etc/passwd, if it has one.
-pub fn first_subid_range(kind: Kind, name: Option<&[u8]>, uid: u32) -> Result<(u32, u32)> {
+pub(crate) fn first_subid_range(kind: Kind, name: Option<&[u8]>, uid: u32) -> Result<(u32, u32)> {
     let file = kind.subid_file();
     let mut found = None;
     for_each_line(file, &mut |line| {
@@ -249,19 +244,10 @@ pub fn first_subid_range(kind: Kind, name: Option<&[u8]>, uid: u32) -> Result<(u
 }
 
 /// A login name (as in /etc/passwd).
-pub struct Name {
-    buf: [u8; 256],
-    len: usize,
-}
-
-impl Name {
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
-    }
-}
+pub(crate) type Name = Bytes<256>;
 
 /// The login name of `uid` from /etc/passwd (what getpwuid() finds for local users), or None.
-pub fn user_name(uid: u32) -> Option<Name> {
+pub(crate) fn user_name(uid: u32) -> Option<Name> {
     let mut name = None;
     let _ = for_each_line(c"/etc/passwd", &mut |line| {
         let mut fields = line.split(|&b| b == b':');
@@ -271,8 +257,8 @@ pub fn user_name(uid: u32) -> Option<Name> {
         if parse_u32(id) != Some(uid) || login.is_empty() || login.len() > 256 {
             return true;
         }
-        let mut n = Name { buf: [0; 256], len: login.len() };
-        n.buf[..login.len()].copy_from_slice(login);
+        let mut n = Name::new();
+        n.push(login);
         name = Some(n);
         false
     });

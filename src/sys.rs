@@ -13,11 +13,12 @@ use linux_raw_sys::ptrace::{SECCOMP_MODE_FILTER, SECCOMP_SET_MODE_FILTER, sock_f
 use rustix::fd::{AsRawFd, BorrowedFd};
 use rustix::io::Errno;
 
-pub use linux_raw_sys::general::MOUNT_ATTR_RDONLY;
+pub(crate) use linux_raw_sys::general::MOUNT_ATTR_RDONLY;
 
-pub mod supervise;
+pub mod args;
+pub(crate) mod supervise;
 
-pub type SysResult<T> = Result<T, Errno>;
+pub(crate) type SysResult<T> = Result<T, Errno>;
 
 fn check(ret: usize) -> SysResult<usize> {
     // The kernel returns -errno in [-4095, -1].
@@ -33,14 +34,14 @@ pub fn stderr() -> BorrowedFd<'static> {
 }
 
 /// fd 1, under the same rule as [`stderr`].
-pub fn stdout() -> BorrowedFd<'static> {
+pub(crate) fn stdout() -> BorrowedFd<'static> {
     // SAFETY: as for `stderr`: this crate never closes or replaces fd 1.
     unsafe { rustix::stdio::stdout() }
 }
 
 /// `mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, {attr_set})`: applies `attr_set` to a whole
 /// detached tree, which the old mount API cannot do recursively.
-pub fn mount_setattr_recursive(fd: BorrowedFd<'_>, attr_set: u32) -> SysResult<()> {
+pub(crate) fn mount_setattr_recursive(fd: BorrowedFd<'_>, attr_set: u32) -> SysResult<()> {
     let attr = mount_attr { attr_set: attr_set.into(), attr_clr: 0, propagation: 0, userns_fd: 0 };
     // SAFETY: `attr` is a valid mount_attr of the size passed, alive for the call; the path is an
     // empty C string.
@@ -59,7 +60,7 @@ pub fn mount_setattr_recursive(fd: BorrowedFd<'_>, attr_set: u32) -> SysResult<(
 
 /// `fcntl(fd, F_DUPFD, min)`: the duplicate is *not* close-on-exec, as `--pack-fds` needs (rustix
 /// offers only F_DUPFD_CLOEXEC).
-pub fn dup_at_least(fd: i32, min: i32) -> SysResult<i32> {
+pub(crate) fn dup_at_least(fd: i32, min: i32) -> SysResult<i32> {
     // SAFETY: F_DUPFD takes integer arguments only and creates a new descriptor; a number that is
     // not an open descriptor fails with EBADF.
     let ret = unsafe { sc::syscall!(FCNTL, fd, F_DUPFD, min) };
@@ -67,7 +68,7 @@ pub fn dup_at_least(fd: i32, min: i32) -> SysResult<i32> {
 }
 
 /// `getcwd(2)` into `buf`; returns the path without its NUL (rustix's needs an allocator).
-pub fn getcwd(buf: &mut [u8]) -> SysResult<&[u8]> {
+pub(crate) fn getcwd(buf: &mut [u8]) -> SysResult<&[u8]> {
     // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`.
     let ret = unsafe { sc::syscall!(GETCWD, buf.as_mut_ptr(), buf.len()) };
     let len = check(ret)?;
@@ -79,8 +80,18 @@ pub fn getcwd(buf: &mut [u8]) -> SysResult<&[u8]> {
     Ok(path)
 }
 
+/// One `write()` that must take all of `data`: kernel files that act on each write (uid maps,
+/// binfmt_misc's `register`) take a part of it as nothing, so a short write is EIO.
+pub(crate) fn write_whole(fd: impl rustix::fd::AsFd, data: &[u8]) -> SysResult<()> {
+    match rustix::io::write(fd, data) {
+        Ok(n) if n == data.len() => Ok(()),
+        Ok(_) => Err(Errno::IO),
+        Err(e) => Err(e),
+    }
+}
+
 /// `fcntl(fd, F_SETFD, FD_CLOEXEC)` on a descriptor number the caller named (`--exec-fd`).
-pub fn set_cloexec(fd: i32) -> SysResult<()> {
+pub(crate) fn set_cloexec(fd: i32) -> SysResult<()> {
     // SAFETY: the borrow lasts for this one call, which only changes the descriptor's flags; a
     // number that is not an open descriptor fails with EBADF.
     let fd = unsafe { BorrowedFd::borrow_raw(fd) };
@@ -101,7 +112,7 @@ const _: () = assert!(core::mem::size_of::<SockFilter>() == core::mem::size_of::
 
 /// `seccomp(SECCOMP_SET_MODE_FILTER, 0, prog)`, falling back to `prctl(PR_SET_SECCOMP)` on
 /// kernels without the seccomp syscall.
-pub fn install_seccomp_filter(filter: &[SockFilter]) -> SysResult<()> {
+pub(crate) fn install_seccomp_filter(filter: &[SockFilter]) -> SysResult<()> {
     let len = u16::try_from(filter.len()).map_err(|_| Errno::INVAL)?;
     let prog = sock_fprog { len, filter: filter.as_ptr().cast_mut().cast() };
     // SAFETY: `prog` points at `filter.len()` valid instructions for the duration of the call; the
@@ -123,17 +134,17 @@ pub fn install_seccomp_filter(filter: &[SockFilter]) -> SysResult<()> {
 /// of the system, never its memory or descriptor table, so unsharing them is sound (unlike
 /// CLONE_FILES, for which rustix's `unshare_unsafe` is unsafe).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Namespaces {
-    pub mount: bool,
-    pub user: bool,
-    pub net: bool,
-    pub ipc: bool,
+pub(crate) struct Namespaces {
+    pub(crate) mount: bool,
+    pub(crate) user: bool,
+    pub(crate) net: bool,
+    pub(crate) ipc: bool,
     /// Only the children move into a new PID namespace.
-    pub pid: bool,
+    pub(crate) pid: bool,
 }
 
 impl Namespaces {
-    pub fn flags(self) -> rustix::thread::UnshareFlags {
+    pub(crate) fn flags(self) -> rustix::thread::UnshareFlags {
         use rustix::thread::UnshareFlags;
         let mut flags = UnshareFlags::empty();
         for (on, flag) in [
@@ -152,20 +163,75 @@ impl Namespaces {
 }
 
 /// `unshare(2)` of namespaces, in one call.
-pub fn unshare(namespaces: Namespaces) -> SysResult<()> {
+pub(crate) fn unshare(namespaces: Namespaces) -> SysResult<()> {
     // SAFETY: only namespace flags (see `Namespaces`): no descriptor table or memory is unshared,
     // so no descriptor any code holds becomes invalid.
     unsafe { rustix::thread::unshare_unsafe(namespaces.flags()) }
 }
 
+/// What holds at the program's entry and nowhere else, made once by `main` (the C entry point):
+/// the tokens that make [`fork`] and the take-over of inherited descriptors sound.
+pub struct Entry {
+    pub(crate) single_threaded: SingleThreaded,
+    pub(crate) inherited: InheritedFds,
+}
+
+impl Entry {
+    /// # Safety
+    /// Call once, at the program's entry: the process has one thread and will never start
+    /// another, and no handle in it owns a descriptor from 3 up (all of those were inherited).
+    pub unsafe fn claim() -> Self {
+        Self { single_threaded: SingleThreaded(core::marker::PhantomData), inherited: InheritedFds(()) }
+    }
+}
+
+/// Proof that the process has a single thread, and will keep it so (see [`Entry::claim`]).
+/// Processes that share the memory (`supervise`) are not threads: each has its own thread
+/// state, and the proof holds in each.
+#[derive(Clone, Copy)]
+pub(crate) struct SingleThreaded(core::marker::PhantomData<*const ()>);
+
+// SAFETY: moving the proof into a process that shares this memory (`supervise::spawn_*`) keeps
+// it true there: such a process starts with one thread, and by `Entry::claim`'s contract no
+// thread is ever started.
+unsafe impl Send for SingleThreaded {}
+
+/// Proof that every descriptor from 3 up was inherited and belongs to no handle (see
+/// [`Entry::claim`]): `--pack-fds` takes them over. Used up by that one take-over; its methods
+/// are the crate's own, used by `process::fds::pack` on inherited numbers only.
+pub(crate) struct InheritedFds(());
+
+impl InheritedFds {
+    /// Whether inherited descriptor `fd` is close-on-exec.
+    pub(crate) fn is_cloexec(&self, fd: i32) -> SysResult<bool> {
+        // SAFETY: the borrow lasts for this one call, which only reads the descriptor's flags; a
+        // number that is not open fails with EBADF.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        rustix::io::fcntl_getfd(borrowed).map(|flags| flags.contains(rustix::io::FdFlags::CLOEXEC))
+    }
+
+    /// Closes inherited descriptor `fd`.
+    pub(crate) fn close(&self, fd: i32) {
+        // SAFETY: by the token's contract no handle owns `fd` (from 3 up, inherited), so closing
+        // it invalidates nothing another part of the process holds.
+        drop(unsafe { <rustix::fd::OwnedFd as rustix::fd::FromRawFd>::from_raw_fd(fd) });
+    }
+}
+
 /// A NULL-terminated array of C-string pointers (an argv), valid for the life of the process.
 #[derive(Clone, Copy)]
-pub struct Argv(*const *const u8);
+pub(crate) struct Argv(*const *const u8);
+
+// SAFETY: the array and its strings are never written and live for the whole process (the
+// constructor's contract), so they may be read from any thread or process sharing the memory.
+unsafe impl Send for Argv {}
+// SAFETY: as for Send: read-only data that outlives every use.
+unsafe impl Sync for Argv {}
 
 impl Argv {
     /// # Safety
     /// `ptr` must point at a NULL-terminated array of C strings that outlive every use.
-    pub const unsafe fn new(ptr: *const *const u8) -> Self {
+    pub(crate) const unsafe fn new(ptr: *const *const u8) -> Self {
         Self(ptr)
     }
 }
@@ -178,18 +244,41 @@ static DEFAULT_ARGV: DefaultArgv = DefaultArgv([c"bash".as_ptr().cast(), core::p
 
 impl Argv {
     /// `["bash"]`, the default command.
-    pub fn bash() -> Self {
+    pub(crate) fn bash() -> Self {
         Self(DEFAULT_ARGV.0.as_ptr())
+    }
+}
+
+/// Room for an [`Envp`]'s pointers, kept in static storage.
+pub(crate) struct EnvpSlots<const N: usize>([*const u8; N]);
+
+// SAFETY: the slots hold only what `Envp::new` puts there: pointers to 'static C strings that
+// are never written, readable from any thread or process sharing the memory.
+unsafe impl<const N: usize> Send for EnvpSlots<N> {}
+
+impl<const N: usize> EnvpSlots<N> {
+    pub(crate) const fn new() -> Self {
+        Self([core::ptr::null(); N])
+    }
+}
+
+impl<const N: usize> Default for EnvpSlots<N> {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
 /// A NULL-terminated environment for `execve()`, built only from C strings that live as long as
 /// the process.
-pub struct Envp<'a>(&'a [*const u8]);
+pub(crate) struct Envp<'a>(&'a [*const u8]);
 
 impl<'a> Envp<'a> {
     /// Fills `storage` with `entries` and a NULL; None when they do not fit.
-    pub fn new(storage: &'a mut [*const u8], entries: &[&'static CStr]) -> Option<Self> {
+    pub(crate) fn new<const N: usize>(storage: &'a mut EnvpSlots<N>, entries: &[&'static CStr]) -> Option<Self> {
+        Self::in_slice(&mut storage.0, entries)
+    }
+
+    fn in_slice(storage: &'a mut [*const u8], entries: &[&'static CStr]) -> Option<Self> {
         let slots = storage.get_mut(..=entries.len())?;
         let (terminator, used) = slots.split_last_mut()?;
         for (slot, entry) in used.iter_mut().zip(entries) {
@@ -201,7 +290,7 @@ impl<'a> Envp<'a> {
 }
 
 /// `execve(2)`; returns only on failure.
-pub fn execve(path: &CStr, argv: Argv, envp: &Envp<'_>) -> Errno {
+pub(crate) fn execve(path: &CStr, argv: Argv, envp: &Envp<'_>) -> Errno {
     // SAFETY: `path` is a C string; `argv` is valid by its constructor's contract; `envp` is
     // NULL-terminated and its entries are 'static C strings (by its constructor).
     let ret = unsafe { sc::syscall!(EXECVE, path.as_ptr(), argv.0, envp.0.as_ptr()) };
@@ -210,7 +299,7 @@ pub fn execve(path: &CStr, argv: Argv, envp: &Envp<'_>) -> Errno {
 
 /// `execve(2)` with the arguments laid end to end in `args` (each NUL-terminated) and an empty
 /// environment; `slots` is the room for the pointer array. Returns only on failure.
-pub fn execve_packed(path: &CStr, args: &[u8], slots: &mut [*const u8]) -> Errno {
+pub(crate) fn execve_packed(path: &CStr, args: &[u8], slots: &mut [*const u8]) -> Errno {
     if args.last() != Some(&0) {
         return Errno::INVAL;
     }
@@ -224,7 +313,7 @@ pub fn execve_packed(path: &CStr, args: &[u8], slots: &mut [*const u8]) -> Errno
     }
     slots[count] = core::ptr::null();
     let mut no_env = [core::ptr::null(); 1];
-    let Some(envp) = Envp::new(&mut no_env, &[]) else { return Errno::INVAL };
+    let Some(envp) = Envp::in_slice(&mut no_env, &[]) else { return Errno::INVAL };
     // SAFETY: each of the first `count` pointers points at a NUL-terminated piece of `args`, which
     // outlives the call; the array ends with NULL.
     execve(path, unsafe { Argv::new(slots.as_ptr()) }, &envp)
@@ -232,11 +321,11 @@ pub fn execve_packed(path: &CStr, args: &[u8], slots: &mut [*const u8]) -> Errno
 
 /// `fork()`: a raw `clone(SIGCHLD)`. Returns None in the child, which must end by exec or exit
 /// without returning into the parent's flow; the child's pid in the parent.
-pub fn fork() -> SysResult<Option<rustix::process::Pid>> {
+pub(crate) fn fork(_: SingleThreaded) -> SysResult<Option<rustix::process::Pid>> {
     // SAFETY: clone without CLONE_VM gives the child its own copy of the address space and of the
     // descriptor table, so no memory or descriptor of the parent is shared. The process is
-    // single-threaded (no lock can be held by a thread missing in the child), and the child makes
-    // raw syscalls only, never musl's cached-pid functions.
+    // single-threaded (the token: no lock can be held by a thread missing in the child), and the
+    // child makes raw syscalls only, never musl's cached-pid functions.
     let ret = unsafe { sc::syscall!(CLONE, linux_raw_sys::general::SIGCHLD as usize, 0usize, 0usize, 0usize, 0usize) };
     match check(ret)? {
         0 => Ok(None),
@@ -258,19 +347,19 @@ const SIG_IGN: usize = 1;
 
 /// A signal disposition as `rt_sigaction()` reports it, to be put back later.
 #[derive(Clone, Copy)]
-pub struct Disposition(linux_raw_sys::general::kernel_sigaction);
+pub(crate) struct Disposition(linux_raw_sys::general::kernel_sigaction);
 
 impl Disposition {
     /// Whether it is SIG_IGN: handlers do not survive exec, so what a caller left this process is
     /// SIG_DFL (a None handler) or SIG_IGN.
-    pub fn ignored(&self) -> bool {
+    pub(crate) fn ignored(&self) -> bool {
         self.0.sa_handler_kernel.is_some()
     }
 }
 
 /// Restores the default disposition of SIGCHLD, so that `waitpid()` sees the exit status even
 /// when the caller left SIGCHLD ignored; returns the caller's, for [`restore_sigchld`].
-pub fn default_sigchld() -> Disposition {
+pub(crate) fn default_sigchld() -> Disposition {
     // SAFETY: all-zero is a valid kernel_sigaction: SIG_DFL (a None handler), no flags, an empty
     // mask, no restorer; `old` is overwritten by the kernel.
     let (dfl, mut old) = unsafe { (core::mem::zeroed(), core::mem::zeroed()) };
@@ -280,13 +369,13 @@ pub fn default_sigchld() -> Disposition {
 }
 
 /// Puts back what [`default_sigchld`] replaced (before the command's exec).
-pub fn restore_sigchld(old: &Disposition) {
+pub(crate) fn restore_sigchld(old: &Disposition) {
     let _ = set_sigaction(linux_raw_sys::general::SIGCHLD, &old.0, None);
 }
 
 /// Ignores SIGXFSZ and returns the caller's disposition: a `--write` past RLIMIT_FSIZE then fails
 /// with EFBIG (reported in one line) instead of killing the sandbox without a word.
-pub fn ignore_sigxfsz() -> SysResult<Disposition> {
+pub(crate) fn ignore_sigxfsz() -> SysResult<Disposition> {
     use linux_raw_sys::general::{__kernel_sighandler_t, SIGXFSZ, kernel_sigaction};
     // SAFETY: all-zero is a valid kernel_sigaction: SIG_DFL (a None handler), no flags, an empty
     // mask, no restorer.
@@ -301,7 +390,7 @@ pub fn ignore_sigxfsz() -> SysResult<Disposition> {
 }
 
 /// Puts back what `ignore_sigxfsz` returned (before exec, which keeps SIG_IGN but not handlers).
-pub fn restore_sigxfsz(old: &Disposition) -> SysResult<()> {
+pub(crate) fn restore_sigxfsz(old: &Disposition) -> SysResult<()> {
     set_sigaction(linux_raw_sys::general::SIGXFSZ, &old.0, None)
 }
 
@@ -326,7 +415,7 @@ mod tests {
 
     #[test]
     fn envp_is_null_terminated_and_refuses_overflow() {
-        let mut storage = [core::ptr::null(); 3];
+        let mut storage = EnvpSlots::<3>::new();
         let envp = Envp::new(&mut storage, &[c"A=1", c"B=2"]).unwrap();
         assert_eq!(envp.0.len(), 3);
         assert!(envp.0[2].is_null());

@@ -2,26 +2,26 @@
 //! and the capabilities passed on to the command.
 
 use rustix::fs::{CWD, Mode, OFlags};
-use rustix::io::Errno;
 use rustix::process::DumpableBehavior;
 use rustix::thread::{CapabilitySet, CapabilitySets};
 
+use crate::containers::Bytes;
 use crate::decimal;
-use crate::error::{During, Error, Result, Syscall};
-use crate::sys::Namespaces;
+use crate::error::{During, Result, Syscall};
+use crate::sys::{self, Namespaces};
 
 /// The caller's identity and capabilities, read once (one capget() instead of reading
 /// /proc/self/status as the original does).
 #[derive(Debug, Clone, Copy)]
-pub struct Caller {
-    pub uid: u32,
-    pub gid: u32,
-    pub sys_admin: bool,
-    pub net_admin: bool,
+pub(crate) struct Caller {
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    pub(crate) sys_admin: bool,
+    pub(crate) net_admin: bool,
 }
 
 impl Caller {
-    pub fn current() -> Result<Self> {
+    pub(crate) fn current() -> Result<Self> {
         let caps = rustix::thread::capabilities(None).during(Syscall::Capget)?;
         Ok(Self {
             uid: rustix::process::getuid().as_raw(),
@@ -34,7 +34,7 @@ impl Caller {
     /// No user namespace when already privileged: CAP_SYS_ADMIN, and root or no `--become-root`.
     /// The one answer to "does the sandbox get a user namespace of its own"; options that give
     /// one (id ranges) extend it here, and `--binfmt-register` relies on it.
-    pub fn needs_userns(&self, become_root: bool) -> bool {
+    pub(crate) fn needs_userns(&self, become_root: bool) -> bool {
         !(self.sys_admin && (self.uid == 0 || !become_root))
     }
 }
@@ -42,7 +42,7 @@ impl Caller {
 /// The namespaces to unshare in one call. With a user namespace, the kernel creates it first and
 /// the others are owned by it, so an unprivileged caller gets `--unshare-net` too (the original
 /// checked CAP_NET_ADMIN before creating the user namespace and silently skipped it).
-pub fn namespaces(caller: &Caller, userns: bool, unshare_net: bool, unshare_ipc: bool) -> Namespaces {
+pub(crate) fn namespaces(caller: &Caller, userns: bool, unshare_net: bool, unshare_ipc: bool) -> Namespaces {
     let net = unshare_net && (caller.net_admin || userns);
     Namespaces { mount: true, user: userns, net, ipc: unshare_ipc, pid: false }
 }
@@ -50,7 +50,7 @@ pub fn namespaces(caller: &Caller, userns: bool, unshare_net: bool, unshare_ipc:
 /// After `unshare(CLONE_NEWUSER)`: map the caller to root (`--become-root`) or to itself. The
 /// process writes its own single-id maps, which the kernel allows for its own euid/egid; no helper
 /// process is needed.
-pub fn write_maps(caller: &Caller, become_root: bool) -> Result<()> {
+pub(crate) fn write_maps(caller: &Caller, become_root: bool) -> Result<()> {
     // A process that changed ids without exec is not dumpable, and then its /proc files belong to
     // root and the maps cannot be written.
     rustix::process::set_dumpable_behavior(DumpableBehavior::Dumpable).during(Syscall::Prctl)?;
@@ -65,7 +65,7 @@ pub fn write_maps(caller: &Caller, become_root: bool) -> Result<()> {
 
 /// Without `--become-root`: the caller keeps its uid, so its capabilities in the new namespace
 /// would be lost at exec. Make them inheritable and ambient, so the command can mount too.
-pub fn raise_ambient() -> Result<()> {
+pub(crate) fn raise_ambient() -> Result<()> {
     let caps = rustix::thread::capabilities(None).during(Syscall::Capget)?;
     let sets = CapabilitySets { effective: caps.effective, permitted: caps.permitted, inheritable: caps.permitted };
     rustix::thread::set_capabilities(None, sets).during(Syscall::Capset)?;
@@ -80,7 +80,7 @@ pub fn raise_ambient() -> Result<()> {
 }
 
 /// Whether /proc/self/uid_map maps exactly one user (then chown() cannot work either).
-pub fn uid_map_has_single_user() -> bool {
+pub(crate) fn uid_map_has_single_user() -> bool {
     let Ok(fd) = rustix::fs::openat(CWD, c"/proc/self/uid_map", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) else {
         return false;
     };
@@ -101,48 +101,28 @@ fn single_user_map(text: &[u8]) -> bool {
 
 fn write_proc_file(path: &core::ffi::CStr, data: &[u8]) -> Result<()> {
     let fd = rustix::fs::openat(CWD, path, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty()).during(Syscall::Open)?;
-    match rustix::io::write(&fd, data) {
-        Ok(n) if n == data.len() => Ok(()),
-        Ok(_) => Err(Error::sys(Syscall::Write, Errno::IO)),
-        Err(e) => Err(Error::sys(Syscall::Write, e)),
-    }
+    sys::write_whole(&fd, data).during(Syscall::Write)
 }
 
 /// "INSIDE OUTSIDE 1\n" without formatting machinery.
-struct MapLine {
-    buf: [u8; 32],
-    len: usize,
-}
+struct MapLine(Bytes<32>);
 
 impl MapLine {
     fn new() -> Self {
-        Self { buf: [0; 32], len: 0 }
+        Self(Bytes::new())
     }
 
     fn format(&mut self, inside: u32, outside: u32) {
-        self.len = 0;
-        self.number(inside);
-        self.byte(b' ');
-        self.number(outside);
-        self.byte(b' ');
-        self.byte(b'1');
-        self.byte(b'\n');
-    }
-
-    fn byte(&mut self, b: u8) {
-        self.buf[self.len] = b;
-        self.len += 1;
-    }
-
-    fn number(&mut self, n: u32) {
+        self.0.clear();
         let mut digits = [0u8; decimal::MAX_DIGITS];
-        for &d in decimal::format(n.into(), &mut digits) {
-            self.byte(d);
-        }
+        self.0.push(decimal::format(inside.into(), &mut digits));
+        self.0.push(b" ");
+        self.0.push(decimal::format(outside.into(), &mut digits));
+        self.0.push(b" 1\n");
     }
 
     fn as_bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
+        self.0.as_bytes()
     }
 }
 

@@ -1,6 +1,8 @@
 #!/bin/bash
 # No module imports a module above it: the layer order is the numbered list in src/lib.rs's doc
 # comment ("//! N. [`a`], [`b`]: ..."); a module may use modules of lower layers (and itself).
+# Also: `unsafe` is allowed only at the boundaries (sys, containers; main.rs is its own crate
+# root), as Cargo.toml's comment says; and README's "Where things are" names every source file.
 # Usage: tests/layers.sh   (from the repository root; `make check` runs it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,5 +43,24 @@ for file in $(find src -name '*.rs' ! -path src/lib.rs ! -path src/main.rs | sor
 		fi
 	done
 done
-[ $bad = 0 ] && echo "layers.sh: ${#layer[@]} modules, no module uses one above it"
+
+# The unsafe boundary.
+for file in $(grep -rl 'allow(unsafe_code)' src | sort); do
+	case $file in
+		src/sys.rs | src/sys/*.rs | src/containers.rs) ;;
+		*) echo "layers.sh: $file allows unsafe_code outside sys and containers" >&2; bad=1 ;;
+	esac
+done
+
+# README's map of the code: every file, by its path or its directory's (`src/seccomp/`).
+where=$(sed -n '/^## Where things are/,/^## /p' README.md)
+for file in $(find src -name '*.rs' | sort); do
+	dir=${file%/*}/
+	if ! grep -qF "\`$file\`" <<<"$where" && ! grep -qF "\`$dir\`" <<<"$where"; then
+		echo "layers.sh: $file is not in README's \"Where things are\"" >&2
+		bad=1
+	fi
+done
+
+[ $bad = 0 ] && echo "layers.sh: ${#layer[@]} modules, no module uses one above it; unsafe only in sys and containers; README names every file"
 exit $bad

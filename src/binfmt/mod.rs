@@ -10,42 +10,43 @@
 //!    fsopen()/fsmount() ([`register`]): the host's tree is still the root then, so the kernel
 //!    opens each interpreter there (flag `F` is added), and the sandbox's root needs no emulator;
 //! 3. kept alive by the mount: an instance and its registrations vanish with its last mount, so
-//!    the instance becomes the floor the sandbox's root is stacked on ([`lay_floor`],
-//!    [`pivot_onto_floor`]). Nothing shows inside: the floor is below the root, not in
-//!    mountinfo, and `/..` stays `/`. Everything goes when the sandbox's mount namespace goes.
+//!    the instance becomes the floor the sandbox's root is stacked on (`mounts`' root set-up).
+//!    Nothing shows inside: the floor is below the root, not in mountinfo, and `/..` stays `/`.
+//!    Everything goes when the sandbox's mount namespace goes.
 //!
 //! A `--binfmt-misc DST` in the same sandbox mounts the same instance (the kernel keys it by the
 //! user namespace). Without a user namespace of its own, or on kernels that give none, the
 //! sandbox refuses: the registrations would land in the host's instance.
 
-pub mod rule;
+pub(crate) mod rule;
 
 use core::ffi::CStr;
 
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags};
 use rustix::io::Errno;
-use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, OpenTreeFlags, UnmountFlags};
+use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags};
 
 use crate::containers::{Bump, FixedVec};
 use crate::decimal;
 use crate::error::{During, Error, Limit, Overflow, Reason, Result, Syscall};
+use crate::sys;
 
 /// Rules over all `--binfmt-register` arguments (a file may hold several).
-pub const MAX_RULES: usize = 256;
+pub(crate) const MAX_RULES: usize = 256;
 /// Largest binfmt.d file read.
 const MAX_FILE: usize = 1 << 20;
 const OPTION: &str = "--binfmt-register";
 
 /// The checked rules and the instance (static memory, touched only when the option is given;
 /// the instance's descriptor is close-on-exec).
-pub struct Storage {
+pub(crate) struct Storage {
     rules: FixedVec<Rule, MAX_RULES>,
     instance: Option<Instance>,
 }
 
 impl Storage {
-    pub const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         Self { rules: FixedVec::new(), instance: None }
     }
 }
@@ -58,18 +59,18 @@ impl Default for Storage {
 
 /// One checked rule, ready for the kernel.
 #[derive(Debug, Clone, Copy)]
-pub struct Rule {
+pub(crate) struct Rule {
     /// The register line as given (trimmed); `F` is appended when missing.
-    pub line: &'static [u8],
-    pub name: &'static [u8],
-    pub add_fix_binary: bool,
+    pub(crate) line: &'static [u8],
+    pub(crate) name: &'static [u8],
+    pub(crate) add_fix_binary: bool,
     /// Where it came from, for messages: the argument, or `FILE:LINE`.
-    pub origin: &'static CStr,
+    pub(crate) origin: &'static CStr,
 }
 
 /// Why `--binfmt-register` is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// A rule or its file, worded by the check at fault (the field first, as `rule` does).
     Rule(rule::Bad),
     /// No user namespace of the sandbox's own.
@@ -117,7 +118,7 @@ fn bad(why: rule::Bad) -> Error {
 /// checks every rule and its interpreter on the host, and refuses duplicate names.
 #[cold]
 #[inline(never)]
-pub fn load(args: &[&'static CStr], storage: &mut Storage, bump: &mut Bump<'static>) -> Result<()> {
+pub(crate) fn load(args: &[&'static CStr], storage: &mut Storage, bump: &mut Bump<'static>) -> Result<()> {
     let rules = &mut storage.rules;
     for &arg in args {
         let given = arg.to_bytes();
@@ -200,7 +201,7 @@ fn read_file(path: &CStr, bump: &mut Bump<'static>) -> Result<&'static [u8]> {
 /// `register` file belong to that user (a caller mapped only to itself gets EACCES).
 #[cold]
 #[inline(never)]
-pub fn may_register(own_user_namespace: bool, root_mapped: bool) -> Result<()> {
+pub(crate) fn may_register(own_user_namespace: bool, root_mapped: bool) -> Result<()> {
     let refusal = if !own_user_namespace {
         Refusal::NoUserNamespace
     } else if !root_mapped {
@@ -211,15 +212,22 @@ pub fn may_register(own_user_namespace: bool, root_mapped: bool) -> Result<()> {
     Err(Error::invalid(refusal).for_option(OPTION, None, None))
 }
 
-/// The sandbox's binfmt_misc instance: a mount of it, detached until it becomes the floor.
+/// The sandbox's binfmt_misc instance: a mount of it, detached until it becomes the floor of
+/// the sandbox's root (`mounts`).
 #[derive(Debug)]
-pub struct Instance(OwnedFd);
+pub(crate) struct Instance(OwnedFd);
+
+impl AsFd for Instance {
+    fn as_fd(&self) -> rustix::fd::BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
 
 /// Creates the sandbox's private binfmt_misc instance and registers the loaded rules in it. Runs
 /// after `unshare()` of the user and mount namespaces, while `/` is still the host's root.
 #[cold]
 #[inline(never)]
-pub fn register(storage: &mut Storage) -> Result<&Instance> {
+pub(crate) fn register(storage: &mut Storage) -> Result<&Instance> {
     let blame = |e: Error| e.for_option(OPTION, None, None);
     let fs = rustix::mount::fsopen(c"binfmt_misc", FsOpenFlags::FSOPEN_CLOEXEC).map_err(|e| match e {
         Errno::NODEV => blame(Error::invalid(Refusal::Missing)),
@@ -252,12 +260,9 @@ pub fn register(storage: &mut Storage) -> Result<&Instance> {
             len
         };
         // One write() is one rule for the kernel; its refusal is passed on as it is.
-        let written = match rustix::io::write(&register, &line[..len]) {
-            Ok(n) if n == len => Ok(()),
-            Ok(_) => Err(Error::sys(Syscall::Write, Errno::IO)),
-            Err(e) => Err(Error::sys(Syscall::Write, e)),
-        };
-        written.map_err(|e| e.for_option(OPTION, Some(rule.origin), None))?;
+        sys::write_whole(&register, &line[..len])
+            .during(Syscall::Write)
+            .map_err(|e| e.for_option(OPTION, Some(rule.origin), None))?;
     }
     Ok(storage.instance.insert(Instance(mount)))
 }
@@ -283,33 +288,4 @@ fn ensure_private(mount: &OwnedFd) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Before the first pivot, in the workspace: the instance is mounted on `newroot`, and the new
-/// root's own bind of the (empty) `newroot` directory on top of it.
-#[cold]
-#[inline(never)]
-pub fn lay_floor(instance: &Instance) -> Result<()> {
-    let flags = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC;
-    let root = rustix::mount::open_tree(CWD, c"newroot", flags).during(Syscall::OpenTree)?;
-    let empty = MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH;
-    rustix::mount::move_mount(instance.0.as_fd(), c"", CWD, c"newroot", empty).during(Syscall::MoveMount)?;
-    rustix::mount::move_mount(&root, c"", CWD, c"newroot", empty).during(Syscall::MoveMount)
-}
-
-/// The final pivot, onto the floor: the instance becomes the namespace's root mount and the
-/// sandbox's root stays stacked on it. pivot_root() moves only the mount it is given, so it is
-/// given the floor; the process's root is then the top of the stack, as for any unchrooted process
-/// (nested user namespaces stay possible). Ends with the cwd at the new `/`.
-#[cold]
-#[inline(never)]
-pub fn pivot_onto_floor(instance: &Instance) -> Result<()> {
-    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    let top = rustix::fs::openat(CWD, c"newroot", flags, Mode::empty()).during(Syscall::Open)?;
-    rustix::process::fchdir(&instance.0).during(Syscall::Fchdir)?;
-    rustix::process::pivot_root(c".", c".").during(Syscall::PivotRoot)?;
-    // The workspace went on top of the stack: "." reaches it.
-    rustix::mount::unmount(c".", UnmountFlags::DETACH).during(Syscall::Umount2)?;
-    rustix::process::fchdir(&top).during(Syscall::Fchdir)?;
-    rustix::process::chroot(c".").during(Syscall::Chroot)
 }

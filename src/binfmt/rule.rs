@@ -7,7 +7,7 @@
 //! the file; type `E` matches the file name's extension `magic` (offset and mask are ignored).
 
 /// The kernel's limit on one write to `register` (MAX_REGISTER_LENGTH).
-pub const MAX_LINE: usize = 1920;
+pub(crate) const MAX_LINE: usize = 1920;
 /// The kernel's shortest accepted rule.
 const MIN_LINE: usize = 11;
 /// Bytes of a file the kernel can match a magic in (BINPRM_BUF_SIZE).
@@ -17,24 +17,24 @@ const MAX_NAME: usize = 255;
 
 /// The fields that matter after checking, as slices of the line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Fields<'a> {
-    pub name: &'a [u8],
-    pub interpreter: &'a [u8],
-    pub flags: &'a [u8],
+pub(crate) struct Fields<'a> {
+    pub(crate) name: &'a [u8],
+    pub(crate) interpreter: &'a [u8],
+    pub(crate) flags: &'a [u8],
 }
 
 impl Fields<'_> {
     /// Whether the rule already asks the kernel to open the interpreter at registration.
-    pub fn has_fix_binary(&self) -> bool {
+    pub(crate) fn has_fix_binary(&self) -> bool {
         self.flags.contains(&b'F')
     }
 }
 
 /// Why a rule is malformed: each message names the field.
-pub type Bad = &'static str;
+pub(crate) type Bad = &'static str;
 
 /// Checks `line` (no trailing newline); returns its fields or the reason it is malformed.
-pub fn parse(line: &[u8]) -> Result<Fields<'_>, Bad> {
+pub(crate) fn parse(line: &[u8]) -> Result<Fields<'_>, Bad> {
     if line.contains(&0) {
         return Err("rule contains a NUL byte");
     }
@@ -150,7 +150,7 @@ fn decimal(s: &[u8]) -> Option<usize> {
 }
 
 /// The comments and blank lines of a binfmt.d(5) file skipped; each rule with its line number.
-pub fn rules_of_file(text: &[u8]) -> impl Iterator<Item = (u32, &[u8])> {
+pub(crate) fn rules_of_file(text: &[u8]) -> impl Iterator<Item = (u32, &[u8])> {
     text.split(|&b| b == b'\n').zip(1u32..).filter_map(|(line, number)| {
         let line = line.trim_ascii();
         let comment = matches!(line.first(), Some(b'#' | b';'));

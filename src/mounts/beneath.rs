@@ -27,15 +27,15 @@ use rustix::io::Errno;
 use crate::path::PathBuf;
 
 /// No symlink (magic links included) anywhere, and no step above the starting directory.
-pub const CONTAINED: ResolveFlags = ResolveFlags::NO_SYMLINKS.union(ResolveFlags::BENEATH);
+pub(crate) const CONTAINED: ResolveFlags = ResolveFlags::NO_SYMLINKS.union(ResolveFlags::BENEATH);
 
 /// Opens the directory `dir/path` for use as a parent (`O_PATH`), refusing any symlink.
-pub fn open_dir(dir: BorrowedFd<'_>, path: &CStr) -> Result<OwnedFd, Errno> {
+pub(crate) fn open_dir(dir: BorrowedFd<'_>, path: &CStr) -> Result<OwnedFd, Errno> {
     open(dir, path, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
 }
 
 /// Opens `dir/path` with `flags` (and `mode` when creating), refusing any symlink.
-pub fn open(dir: BorrowedFd<'_>, path: &CStr, flags: OFlags, mode: Mode) -> Result<OwnedFd, Errno> {
+pub(crate) fn open(dir: BorrowedFd<'_>, path: &CStr, flags: OFlags, mode: Mode) -> Result<OwnedFd, Errno> {
     match rustix::fs::openat2(dir, path, flags, mode, CONTAINED) {
         Err(Errno::NOSYS) => open_walking(dir, path, flags, mode),
         other => other,
@@ -85,7 +85,7 @@ fn open_walking(dir: BorrowedFd<'_>, path: &CStr, flags: OFlags, mode: Mode) -> 
 /// Runs `create(parent, name)` for a chased `path` (relative to `base`, the workspace), after
 /// opening its parent without following symlinks, and making it first (mode 0755, like
 /// `os.makedirs(dirname(path))`) when it is missing.
-pub fn create<T>(
+pub(crate) fn create<T>(
     base: BorrowedFd<'_>,
     path: &mut PathBuf,
     mut create: impl FnMut(BorrowedFd<'_>, &CStr) -> Result<T, Errno>,
@@ -96,7 +96,7 @@ pub fn create<T>(
 }
 
 /// Runs `act(parent, name)` for a chased `path` whose parent must exist (`--symlink`).
-pub fn at<T>(
+pub(crate) fn at<T>(
     base: BorrowedFd<'_>,
     path: &mut PathBuf,
     mut act: impl FnMut(BorrowedFd<'_>, &CStr) -> Result<T, Errno>,
@@ -159,7 +159,7 @@ fn is_cwd(dir: BorrowedFd<'_>) -> bool {
 
 /// Creates the directory `path` (chased) and any missing parents, like `os.makedirs(path,
 /// exist_ok=True)`: an existing directory is fine, anything else there is EEXIST.
-pub fn make_all(base: BorrowedFd<'_>, path: &mut PathBuf, mode: u32) -> Result<(), Errno> {
+pub(crate) fn make_all(base: BorrowedFd<'_>, path: &mut PathBuf, mode: u32) -> Result<(), Errno> {
     let len = path.len();
     match make_dirs(base, path, len, mode) {
         Err(Errno::MFILE) if is_cwd(base) => {

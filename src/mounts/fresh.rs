@@ -22,7 +22,7 @@ use crate::error::{Error, Result, Syscall};
 use crate::path::{PathBuf, components};
 
 /// An open parent directory and the written path it was opened for.
-pub struct ParentCache {
+pub(crate) struct ParentCache {
     key: PathBuf,
     fd: Option<OwnedFd>,
     /// Out of descriptors once (RLIMIT_NOFILE): keep none open from then on.
@@ -30,23 +30,23 @@ pub struct ParentCache {
 }
 
 impl ParentCache {
-    pub const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         Self { key: PathBuf::new(), fd: None, disabled: false }
     }
 
-    pub fn forget(&mut self) {
+    pub(crate) fn forget(&mut self) {
         self.fd = None;
     }
 
     /// Closes the descriptor and opens none again: every slot may be needed elsewhere.
-    pub fn disable(&mut self) {
+    pub(crate) fn disable(&mut self) {
         self.fd = None;
         self.disabled = true;
     }
 
     /// Whether `path` (written) lies strictly below the cached parent: operations there cannot
     /// change what the parent is.
-    pub fn covers(&self, path: &[u8]) -> bool {
+    pub(crate) fn covers(&self, path: &[u8]) -> bool {
         if self.fd.is_none() {
             return false;
         }
@@ -109,16 +109,16 @@ fn c_name<'b>(name: &[u8], buf: &'b mut PathBuf) -> Option<&'b CStr> {
 }
 
 /// Scratch the fast paths need.
-pub struct Buffers<'a> {
-    pub parent: &'a mut PathBuf,
-    pub name: &'a mut PathBuf,
-    pub tmp: &'a mut PathBuf,
+pub(crate) struct Buffers<'a> {
+    pub(crate) parent: &'a mut PathBuf,
+    pub(crate) name: &'a mut PathBuf,
+    pub(crate) tmp: &'a mut PathBuf,
 }
 
 /// A bind source below `root` (the caller's root): Some(Some(type)) when it exists and no
 /// component is a symlink, Some(None) when it is missing below a symlink-free parent, None when
 /// the full resolution must decide. On Some(Some(_)), `out` holds `root/src`.
-pub fn source(
+pub(crate) fn source(
     cache: &mut ParentCache,
     root: &[u8],
     src: &CStr,
@@ -153,7 +153,7 @@ pub fn source(
 /// Makes a destination below `root` (the new root) that must not exist yet. `create` gets the
 /// directory, the name and the full path (for the mode rules). Returns Some(made) with `out`
 /// holding `root/dst`; None when it exists already or the parent needs resolving.
-pub fn create<T>(
+pub(crate) fn create<T>(
     cache: &mut ParentCache,
     root: &[u8],
     dst: &CStr,

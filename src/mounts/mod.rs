@@ -1,5 +1,6 @@
-//! The sandbox's filesystem: the root dance (tmpfs workspace, `pivot_root`, the operations,
-//! pivot into the new root) and the execution of each operation, exactly as the original does it.
+//! The sandbox's filesystem: the root dance (`root`: tmpfs workspace, `pivot_root`; then the
+//! operations; then `root` again: pivot into the new root) and the execution of each operation,
+//! exactly as the original does it.
 //!
 //! Paths are relative to the workspace (the tmpfs that becomes `/` during set-up): `oldroot` is the
 //! caller's root, `newroot` the sandbox's.
@@ -8,12 +9,13 @@
 
 mod beneath;
 mod fresh;
+mod root;
 
 use core::ffi::CStr;
 
 use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags};
 use rustix::io::Errno;
-use rustix::mount::{MountFlags, MountPropagationFlags, MoveMountFlags, OpenTreeFlags, UnmountFlags};
+use rustix::mount::{MountFlags, MoveMountFlags, OpenTreeFlags};
 
 use crate::error::{Cause, During, Error, Result, Stage, Syscall, TooLong};
 use crate::line::Line;
@@ -30,21 +32,28 @@ const TMP_MODE: u32 = 0o1777;
 
 /// The paths and open directories the operations work with, reused from one operation to the
 /// next (static memory: no heap, and pages are touched only when used).
-pub struct Storage {
+pub(crate) struct Storage {
     /// The resolved source of a bind (under `oldroot`, or `newroot` for `+` sources), or a device
     /// node; also a lower/upper directory of an overlay.
     source: PathBuf,
     /// The resolved destination under `newroot`.
     target: PathBuf,
+    /// The overlay's mount options being assembled.
+    options: PathBuf,
+    /// A path looked at on the side: a `-nofollow` source's parent, a symlink at DST.
+    probe: PathBuf,
+    resolver: Resolver,
+}
+
+/// What finding paths works with: the resolution's own buffers and the open parent
+/// directories of the fast paths. Results go to a buffer the caller names (`out`).
+struct Resolver {
     /// What `resolve` still has to walk (link target + rest of the path).
     pending: PathBuf,
     /// The target of the symlink just read.
     link: PathBuf,
-    /// The overlay's mount options being assembled.
-    options: PathBuf,
-    /// A path looked at on the side: a `-nofollow` source's parent, DST as written.
-    probe: PathBuf,
-    /// The fast paths' parent directory, last component and scratch (see `fresh`).
+    /// The fast paths' parent directory, last component and scratch (see `fresh`); `tmp` also
+    /// holds DST's parent as written for `kernel_walks`.
     parent: PathBuf,
     name: PathBuf,
     tmp: PathBuf,
@@ -53,26 +62,91 @@ pub struct Storage {
     dst_parent: ParentCache,
 }
 
-impl Storage {
-    /// A path buffer that set-up no longer needs once it is done, and has touched already: the
-    /// exec's PATH search writes there without a new page fault.
-    pub fn spare_path(&mut self) -> &mut PathBuf {
-        &mut self.source
-    }
-
-    pub const fn new() -> Self {
+impl Resolver {
+    const fn new() -> Self {
         Self {
-            source: PathBuf::new(),
-            target: PathBuf::new(),
             pending: PathBuf::new(),
             link: PathBuf::new(),
-            options: PathBuf::new(),
-            probe: PathBuf::new(),
             parent: PathBuf::new(),
             name: PathBuf::new(),
             tmp: PathBuf::new(),
             src_parent: ParentCache::new(),
             dst_parent: ParentCache::new(),
+        }
+    }
+
+    /// Resolves `path` inside `root` into `out` (the original's `chase()`).
+    fn chase(&mut self, root: &[u8], path: &[u8], out: &mut PathBuf) -> Result<Resolved> {
+        resolve(root, path, out, ResolveScratch { pending: &mut self.pending, link: &mut self.link }).too_long()
+    }
+
+    /// A bind source below the caller's root without resolving, if it can be had so (see
+    /// `fresh::source`); on `Some(Some(_))` its path is in `out`.
+    fn fresh_source(&mut self, src: &CStr, out: &mut PathBuf) -> Option<Option<FileType>> {
+        let buffers = fresh::Buffers { parent: &mut self.parent, name: &mut self.name, tmp: &mut self.tmp };
+        fresh::source(&mut self.src_parent, OLDROOT, src, out, buffers)
+    }
+
+    /// Makes `dst` below the new root if it does not exist yet, without resolving anything (see
+    /// `fresh`); its path goes to `out`. `create` gets a directory, a name in it and the full
+    /// path (for the mode rules). Returns None when the destination exists or its parent needs
+    /// resolving.
+    fn create_fresh<T>(
+        &mut self,
+        dst: &CStr,
+        out: &mut PathBuf,
+        syscall: Syscall,
+        create: impl FnOnce(rustix::fd::BorrowedFd<'_>, &CStr, &[u8]) -> core::result::Result<T, Errno>,
+    ) -> Result<Option<T>> {
+        let buffers = fresh::Buffers { parent: &mut self.parent, name: &mut self.name, tmp: &mut self.tmp };
+        fresh::create(&mut self.dst_parent, NEWROOT, dst, syscall, out, buffers, create)
+    }
+
+    /// `root` + the parent of `path` resolved inside `root` (the original's `chase()`) + the last
+    /// component as written (trailing slashes kept, for the kernel to judge), into `out`: where
+    /// an operation that does not follow the path's own last component acts. Paths without a
+    /// plain last component (`/`, a trailing `.` or `..`) are resolved whole. Then walks the
+    /// parent as written as the kernel would (see `kernel_walks`); that error is returned apart.
+    fn chase_parent(&mut self, root: &[u8], path: &CStr, out: &mut PathBuf) -> Result<core::result::Result<(), Errno>> {
+        let bytes = path.to_bytes();
+        self.tmp.clear();
+        match split_last(bytes) {
+            None => {
+                self.chase(root, bytes, out)?;
+            }
+            Some((parent, name)) => {
+                self.tmp.set(parent).too_long()?;
+                if self.tmp.is_empty() {
+                    self.tmp.set(b"/").too_long()?;
+                }
+                resolve(
+                    root,
+                    self.tmp.as_bytes(),
+                    out,
+                    ResolveScratch { pending: &mut self.pending, link: &mut self.link },
+                )
+                .too_long()?;
+                out.push_component(name).too_long()?;
+            }
+        }
+        Ok(kernel_walks(&self.tmp))
+    }
+}
+
+impl Storage {
+    /// A path buffer that set-up no longer needs once it is done, and has touched already: the
+    /// exec's PATH search writes there without a new page fault.
+    pub(crate) fn spare_path(&mut self) -> &mut PathBuf {
+        &mut self.source
+    }
+
+    pub(crate) const fn new() -> Self {
+        Self {
+            source: PathBuf::new(),
+            target: PathBuf::new(),
+            options: PathBuf::new(),
+            probe: PathBuf::new(),
+            resolver: Resolver::new(),
         }
     }
 }
@@ -85,23 +159,23 @@ impl Default for Storage {
 
 /// What the operations need besides the plan.
 #[derive(Debug, Clone, Copy)]
-pub struct Context<'a> {
+pub(crate) struct Context<'a> {
     /// The host path of the terminal on stderr, for `/dev/console`.
-    pub ttyname: Option<&'a CStr>,
+    pub(crate) ttyname: Option<&'a CStr>,
     /// The caller's umask; set-up runs with umask 0 and explicit modes.
-    pub umask: Mode,
+    pub(crate) umask: Mode,
     /// `--debug`: print each operation before it runs.
-    pub debug: bool,
+    pub(crate) debug: bool,
     /// The sandbox's binfmt_misc instance (`--binfmt-register`): the root is stacked on it.
-    pub floor: Option<&'a crate::binfmt::Instance>,
+    pub(crate) floor: Option<&'a crate::binfmt::Instance>,
     /// `--unshare-pid`: `--proc` mounts a procfs of the new PID namespace instead of binding the
     /// caller's.
-    pub new_proc: bool,
+    pub(crate) new_proc: bool,
 }
 
 /// One operation's view: the storage, the plan (for overlay lower directories), the context.
 struct Work<'w, 'p> {
-    scratch: &'w mut Storage,
+    storage: &'w mut Storage,
     plan: &'w Plan<'p>,
     ttyname: Option<&'w CStr>,
     umask: u32,
@@ -113,32 +187,12 @@ struct Work<'w, 'p> {
 }
 
 /// Builds the sandbox and makes it the root. On return the cwd is the new `/`.
-pub fn setup(plan: &Plan<'_>, storage: &mut Storage, context: &Context<'_>) -> Result<()> {
+pub(crate) fn setup(plan: &Plan<'_>, storage: &mut Storage, context: &Context<'_>) -> Result<()> {
     let stage = |e: Error| e.in_stage(Stage::Setup);
-    // A tmpfs workspace, so that everything made here vanishes with the sandbox.
-    rustix::mount::mount(c"tmpfs", c"/tmp", c"tmpfs", MountFlags::empty(), None)
-        .during(Syscall::Mount)
-        .map_err(|e| e.in_stage_at(Stage::Setup, c"/tmp"))?;
-    rustix::process::chdir(c"/tmp").during(Syscall::Chdir).map_err(stage)?;
-    mkdir(c"newroot", DIR_MODE).during(Syscall::Mkdir).map_err(stage)?;
-    mkdir(c"oldroot", DIR_MODE).during(Syscall::Mkdir).map_err(stage)?;
-    match context.floor {
-        Some(floor) => crate::binfmt::lay_floor(floor).map_err(stage)?,
-        None => rustix::mount::mount_bind_recursive(c"newroot", c"newroot").during(Syscall::Mount).map_err(stage)?,
-    }
-
-    if rustix::process::pivot_root(c".", c"oldroot").is_err() {
-        // In an initramfs `/` is not a mount point and pivot_root() fails: move instead.
-        rustix::mount::mount_bind_recursive(c"/", c"oldroot").during(Syscall::Mount).map_err(stage)?;
-        rustix::mount::mount_move(c".", c"/").during(Syscall::Mount).map_err(stage)?;
-        rustix::process::chroot(c".").during(Syscall::Chroot).map_err(stage)?;
-        rustix::process::chdir(c".").during(Syscall::Chdir).map_err(stage)?;
-        // The workspace hid the caller's /tmp, which may hold sources: reveal it again.
-        rustix::mount::unmount(c"oldroot/tmp", UnmountFlags::DETACH).during(Syscall::Umount2).map_err(stage)?;
-    }
+    root::enter_workspace(context.floor).map_err(stage)?;
 
     let ctx = &mut Work {
-        scratch: storage,
+        storage,
         plan,
         ttyname: context.ttyname,
         umask: context.umask.bits(),
@@ -149,8 +203,8 @@ pub fn setup(plan: &Plan<'_>, storage: &mut Storage, context: &Context<'_>) -> R
     for op in plan.iter() {
         // An operation outside the open destination parent may change it (mount over it, or
         // over one of its ancestors): open it again when next needed.
-        if !ctx.scratch.dst_parent.covers(op.dst.to_bytes()) {
-            ctx.scratch.dst_parent.forget();
+        if !ctx.storage.resolver.dst_parent.covers(op.dst.to_bytes()) {
+            ctx.storage.resolver.dst_parent.forget();
         }
         if context.debug {
             let mut line = Line::new();
@@ -160,35 +214,23 @@ pub fn setup(plan: &Plan<'_>, storage: &mut Storage, context: &Context<'_>) -> R
         let mut result = execute(ctx, op);
         if result.as_ref().is_err_and(|e| e.errno() == Some(Errno::MFILE)) {
             // RLIMIT_NOFILE leaves no slot beside the cached parents: do without them.
-            ctx.scratch.src_parent.disable();
-            ctx.scratch.dst_parent.disable();
+            ctx.storage.resolver.src_parent.disable();
+            ctx.storage.resolver.dst_parent.disable();
             result = execute(ctx, op);
         }
         result.map_err(|e| op.blame(e))?;
         if op.kind == OpKind::Symlink {
             // Defensive: a symlink made through a writable bind appears in the caller's tree too.
-            ctx.scratch.src_parent.forget();
+            ctx.storage.resolver.src_parent.forget();
         }
     }
-    ctx.scratch.src_parent.forget();
-    ctx.scratch.dst_parent.forget();
+    ctx.storage.resolver.src_parent.forget();
+    ctx.storage.resolver.dst_parent.forget();
     if let Some(old) = ctx.sigxfsz.take() {
         sys::restore_sigxfsz(&old).during(Syscall::RtSigaction).map_err(stage)?;
     }
 
-    if let Some(floor) = context.floor {
-        crate::binfmt::pivot_onto_floor(floor).map_err(stage)?;
-    } else {
-        rustix::process::chdir(c"newroot").during(Syscall::Chdir).map_err(stage)?;
-        // newroot is a mount point, so this pivot cannot hit the initramfs case.
-        rustix::process::pivot_root(c".", c".").during(Syscall::PivotRoot).map_err(stage)?;
-        rustix::mount::unmount(c".", UnmountFlags::DETACH).during(Syscall::Umount2).map_err(stage)?;
-    }
-    // A new peer group: mounts made inside propagate inside, never to the host.
-    rustix::mount::mount_change(c".", MountPropagationFlags::SHARED | MountPropagationFlags::REC)
-        .during(Syscall::Mount)
-        .map_err(stage)?;
-    Ok(())
+    root::pivot_into_new_root(context.floor).map_err(stage)
 }
 
 fn execute(ctx: &mut Work<'_, '_>, op: &Op) -> Result<()> {
@@ -208,32 +250,9 @@ fn execute(ctx: &mut Work<'_, '_>, op: &Op) -> Result<()> {
     }
 }
 
-/// Makes `dst` below the new root if it does not exist yet, without resolving anything (see
-/// `fresh`). `create` gets a directory, a name in it and the full path (for the mode rules).
-/// Returns None when the destination exists or its parent needs resolving.
-fn create_fresh<T>(
-    s: &mut Storage,
-    dst: &CStr,
-    syscall: Syscall,
-    create: impl FnOnce(rustix::fd::BorrowedFd<'_>, &CStr, &[u8]) -> core::result::Result<T, Errno>,
-) -> Result<Option<T>> {
-    let buffers = fresh::Buffers { parent: &mut s.parent, name: &mut s.name, tmp: &mut s.tmp };
-    fresh::create(&mut s.dst_parent, NEWROOT, dst, syscall, &mut s.target, buffers, create)
-}
-
-/// Resolves `path` inside `root` into `out` (the original's `chase()`).
-fn chase(root: &[u8], path: &CStr, out: &mut PathBuf, pending: &mut PathBuf, link: &mut PathBuf) -> Result<Resolved> {
-    resolve(root, path.to_bytes(), out, ResolveScratch { pending, link }).too_long()
-}
-
 fn bind(ctx: &mut Work<'_, '_>, op: &Op, readonly: bool, required: bool, relative: bool) -> Result<()> {
-    let s = &mut *ctx.scratch;
-    let fast = if relative {
-        None
-    } else {
-        let buffers = fresh::Buffers { parent: &mut s.parent, name: &mut s.name, tmp: &mut s.tmp };
-        fresh::source(&mut s.src_parent, OLDROOT, op.src, &mut s.source, buffers)
-    };
+    let Storage { source, target, probe, resolver, .. } = &mut *ctx.storage;
+    let fast = if relative { None } else { resolver.fresh_source(op.src, source) };
     // None: SRC is missing for now (the original makes DST before it opens SRC, so a source that
     // exists only once DST is made, as in `--bind +/tmp /tmp/sub`, is bound all the same).
     let src_type = match fast {
@@ -241,8 +260,8 @@ fn bind(ctx: &mut Work<'_, '_>, op: &Op, readonly: bool, required: bool, relativ
         Some(None) if !required => return Ok(()),
         _ => {
             let root = if relative { NEWROOT } else { OLDROOT };
-            match chase(root, op.src, &mut s.source, &mut s.pending, &mut s.link) {
-                Ok(found) if found.exists => Some(file_type(s.source.as_cstr()).during(Syscall::Stat)?),
+            match resolver.chase(root, op.src.to_bytes(), source) {
+                Ok(found) if found.exists => Some(file_type(source.as_cstr()).during(Syscall::Stat)?),
                 Ok(_) if !required => return Ok(()),
                 Ok(_) => None,
                 // A path too long to exist does not exist (Python's os.path.exists()).
@@ -251,6 +270,7 @@ fn bind(ctx: &mut Work<'_, '_>, op: &Op, readonly: bool, required: bool, relativ
             }
         }
     };
+    let source = source.as_cstr();
     let attrs = if readonly { MOUNT_ATTR_RDONLY } else { 0 };
     let make_mount_point_at = |dir: rustix::fd::BorrowedFd<'_>, name: &CStr| {
         if src_type == Some(FileType::RegularFile) {
@@ -261,116 +281,104 @@ fn bind(ctx: &mut Work<'_, '_>, op: &Op, readonly: bool, required: bool, relativ
     };
     // A source found missing is opened only now, which has the last word; it and a source in the
     // new root (the build root's, like its destinations) are opened following no symlink.
-    let bind_now = |s: &mut Storage| match src_type {
-        Some(_) if !relative => bind_resolved(s.source.as_cstr(), s.target.as_cstr(), attrs),
-        Some(_) => mount_rbind_contained(s.source.as_cstr(), s.target.as_cstr(), attrs),
+    let bind_now = |target: &PathBuf| match src_type {
+        Some(_) if !relative => bind_resolved(source, target.as_cstr(), attrs),
+        Some(_) => mount_rbind_contained(source, target.as_cstr(), attrs),
         // Still missing once DST is made: where the original's open_tree() fails.
-        None => mount_rbind_contained(s.source.as_cstr(), s.target.as_cstr(), attrs)
+        None => mount_rbind_contained(source, target.as_cstr(), attrs)
             .map_err(|e| if e.errno() == Some(Errno::NOENT) { Error::new(Cause::SourceMissing) } else { e }),
     };
-    if create_fresh(s, op.dst, Syscall::Mkdir, |dir, name, _| make_mount_point_at(dir, name))?.is_some() {
-        return bind_now(s);
+    if resolver.create_fresh(op.dst, target, Syscall::Mkdir, |dir, name, _| make_mount_point_at(dir, name))?.is_some() {
+        return bind_now(target);
     }
 
-    let dst = chase(NEWROOT, op.dst, &mut s.target, &mut s.pending, &mut s.link)?;
+    let dst = resolver.chase(NEWROOT, op.dst.to_bytes(), target)?;
     // A file bound onto a symlink goes onto the symlink itself, not where it points.
-    if src_type != Some(FileType::Directory) && dst_is_symlink(s, op, &dst)? {
+    if src_type != Some(FileType::Directory)
+        && let Some(link) = dst_symlink(resolver, op.dst, &dst, probe)?
+    {
         // open_tree() and move_mount() follow no last component.
         if relative {
-            return mount_rbind_contained(s.source.as_cstr(), s.target.as_cstr(), attrs);
+            return mount_rbind_contained(source, link, attrs);
         }
-        return mount_rbind(s.source.as_cstr(), s.target.as_cstr(), attrs);
+        return mount_rbind(source, link, attrs);
     }
     if !dst.exists {
-        beneath::create(CWD, &mut s.target, make_mount_point_at).during(Syscall::Mkdir)?;
+        beneath::create(CWD, target, make_mount_point_at).during(Syscall::Mkdir)?;
     }
-    bind_now(s)
+    bind_now(target)
 }
 
 /// `--[ro-]bind-nofollow`: like `bind`, but when SRC itself is a symlink, the link is bound (its
 /// parents are still resolved). A link needs a non-directory mount point: an existing symlink or
 /// file at DST, or an empty file made for it.
 fn bind_nofollow(ctx: &mut Work<'_, '_>, op: &Op, readonly: bool, relative: bool) -> Result<()> {
-    let s = &mut *ctx.scratch;
+    let Storage { source, target, probe, resolver, .. } = &mut *ctx.storage;
     let root = if relative { NEWROOT } else { OLDROOT };
-    let name = crate::path::components(op.src.to_bytes()).next_back().unwrap_or(b"");
+    let name = components(op.src.to_bytes()).next_back().unwrap_or(b"");
     if name.is_empty() || name == b".." {
         // `/` or a trailing `..` is never a symlink: nothing differs from a following bind.
         return bind(ctx, op, readonly, true, relative);
     }
     // The parent, resolved as the original's chase(); then the last component as written.
-    s.probe.set(op.src.to_bytes()).too_long()?;
-    s.probe.pop_component(0);
-    let parent = s.probe.as_bytes();
-    resolve(
-        root,
-        if parent.is_empty() { b"/" } else { parent },
-        &mut s.source,
-        ResolveScratch { pending: &mut s.pending, link: &mut s.link },
-    )
-    .too_long()?;
-    s.source.push_component(name).too_long()?;
-    let st = rustix::fs::statat(CWD, s.source.as_cstr(), AtFlags::SYMLINK_NOFOLLOW).during(Syscall::Stat)?;
+    probe.set(op.src.to_bytes()).too_long()?;
+    probe.pop_component(0);
+    let parent = probe.as_bytes();
+    resolver.chase(root, if parent.is_empty() { b"/" } else { parent }, source)?;
+    source.push_component(name).too_long()?;
+    let st = rustix::fs::statat(CWD, source.as_cstr(), AtFlags::SYMLINK_NOFOLLOW).during(Syscall::Stat)?;
     if FileType::from_raw_mode(st.st_mode) != FileType::Symlink {
         return bind(ctx, op, readonly, true, relative);
     }
     let attrs = if readonly { MOUNT_ATTR_RDONLY } else { 0 };
-    let dst = chase(NEWROOT, op.dst, &mut s.target, &mut s.pending, &mut s.link)?;
-    if !dst_is_symlink(s, op, &dst)? && !dst.exists {
-        beneath::create(CWD, &mut s.target, |dir, name| create_file_at(dir, name, 0o644)).during(Syscall::Mknod)?;
-    }
+    let dst = resolver.chase(NEWROOT, op.dst.to_bytes(), target)?;
+    let target = match dst_symlink(resolver, op.dst, &dst, probe)? {
+        Some(link) => link,
+        None => {
+            if !dst.exists {
+                beneath::create(CWD, target, |dir, name| create_file_at(dir, name, 0o644)).during(Syscall::Mknod)?;
+            }
+            target.as_cstr()
+        }
+    };
     if relative {
-        mount_rbind_contained(s.source.as_cstr(), s.target.as_cstr(), attrs)
+        mount_rbind_contained(source.as_cstr(), target, attrs)
     } else {
-        mount_rbind(s.source.as_cstr(), s.target.as_cstr(), attrs)
+        mount_rbind(source.as_cstr(), target, attrs)
     }
 }
 
-/// Whether DST's last component, in its parent resolved inside the new root, is a symlink (the
+/// DST's last component, in its parent resolved inside the new root, when it is a symlink (the
 /// original asks `islink()` of DST as written, parents followed by the kernel, which may step
-/// onto the host). If so, leaves that link's path in `s.target`, else leaves `s.target` alone. The
-/// walk that resolved `dst` usually knows the answer; when a parent was a symlink, one `lstat()`
-/// tells.
-fn dst_is_symlink(s: &mut Storage, op: &Op, dst: &Resolved) -> Result<bool> {
-    if dst.written_is_link == Some(false) {
-        return Ok(false);
+/// onto the host): the link's path, in `out`. The walk that resolved `dst` (`resolved`) usually
+/// knows the answer; when a parent was a symlink, one `lstat()` tells.
+fn dst_symlink<'o>(
+    resolver: &mut Resolver,
+    dst: &CStr,
+    resolved: &Resolved,
+    out: &'o mut PathBuf,
+) -> Result<Option<&'o CStr>> {
+    if resolved.written_is_link == Some(false) {
+        return Ok(None);
     }
-    chase_parent(NEWROOT, op.dst, &mut s.probe, &mut s.tmp, &mut s.pending, &mut s.link)?;
-    let is_link = kernel_walks(&s.tmp).is_ok()
-        && rustix::fs::statat(CWD, s.probe.as_cstr(), AtFlags::SYMLINK_NOFOLLOW)
+    let walks = resolver.chase_parent(NEWROOT, dst, out)?;
+    let is_link = walks.is_ok()
+        && rustix::fs::statat(CWD, out.as_cstr(), AtFlags::SYMLINK_NOFOLLOW)
             .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink);
-    if is_link {
-        s.target.set(s.probe.as_bytes()).too_long()?;
-    }
-    Ok(is_link)
+    Ok(is_link.then(|| out.as_cstr()))
 }
 
-/// `root` + the parent of `path` resolved inside `root` (the original's `chase()`) + the last
-/// component as written (trailing slashes kept, for the kernel to judge): where an operation that
-/// does not follow the path's own last component acts. Paths without a plain last component (`/`,
-/// a trailing `.` or `..`) are resolved whole. Leaves the parent as written in `parent`.
-fn chase_parent(
-    root: &[u8],
-    path: &CStr,
-    out: &mut PathBuf,
-    parent: &mut PathBuf,
-    pending: &mut PathBuf,
-    link: &mut PathBuf,
-) -> Result<()> {
-    let bytes = path.to_bytes();
-    let name = components(bytes).next_back().unwrap_or(b"");
-    parent.clear();
-    if name.is_empty() || name == b"." || name == b".." {
-        return chase(root, path, out, pending, link).map(drop);
+/// A path's parent as written and its last component with any trailing slashes (for the kernel
+/// to judge); None when there is no plain last component (`/`, a trailing `.` or `..`).
+// (The last component is taken from the bytes: `components` skips `.`, and a name counted from
+// it once split `/link/.` into `/li` and `nk/.`.)
+fn split_last(path: &[u8]) -> Option<(&[u8], &[u8])> {
+    let trimmed = &path[..path.len() - path.iter().rev().take_while(|&&b| b == b'/').count()];
+    let name_start = trimmed.iter().rposition(|&b| b == b'/').map_or(0, |slash| slash + 1);
+    if matches!(&trimmed[name_start..], b"" | b"." | b"..") {
+        return None;
     }
-    let trimmed = bytes.len() - bytes.iter().rev().take_while(|&&b| b == b'/').count();
-    let name_start = trimmed - name.len();
-    parent.set(&bytes[..name_start]).too_long()?;
-    if parent.is_empty() {
-        parent.set(b"/").too_long()?;
-    }
-    resolve(root, parent.as_bytes(), out, ResolveScratch { pending, link }).too_long()?;
-    out.push_component(&bytes[name_start..]).too_long()
+    Some((&path[..name_start], &path[name_start..]))
 }
 
 /// Where the original hands DST as written to the kernel (`--symlink`, `islink()`), a `..` in its
@@ -392,44 +400,42 @@ fn kernel_walks(parent: &PathBuf) -> core::result::Result<(), Errno> {
 
 /// The directory a `--proc`, `--dev`, `--tmpfs` or `--binfmt-misc` mounts on: DST resolved, and made with its
 /// parents (0755) when missing, like the original's `os.makedirs(chase(newroot, dst),
-/// exist_ok=True)`. Leaves the path in `s.target`.
-fn mount_point_dir(s: &mut Storage, op: &Op) -> Result<()> {
-    if create_fresh(s, op.dst, Syscall::Mkdir, |dir, name, _| mkdir_at(dir, name, DIR_MODE))?.is_none()
-        && !chase(NEWROOT, op.dst, &mut s.target, &mut s.pending, &mut s.link)?.exists
+/// exist_ok=True)`. Returns its path, kept in `out`.
+fn mount_point_dir<'o>(resolver: &mut Resolver, op: &Op, out: &'o mut PathBuf) -> Result<&'o CStr> {
+    if resolver.create_fresh(op.dst, out, Syscall::Mkdir, |dir, name, _| mkdir_at(dir, name, DIR_MODE))?.is_none()
+        && !resolver.chase(NEWROOT, op.dst.to_bytes(), out)?.exists
     {
-        beneath::make_all(CWD, &mut s.target, DIR_MODE).during(Syscall::Mkdir)?;
+        beneath::make_all(CWD, out, DIR_MODE).during(Syscall::Mkdir)?;
     }
-    Ok(())
+    Ok(out.as_cstr())
 }
 
 fn proc(ctx: &mut Work<'_, '_>, op: &Op) -> Result<()> {
-    let s = &mut *ctx.scratch;
-    mount_point_dir(s, op)?;
+    let s = &mut *ctx.storage;
+    let dst = mount_point_dir(&mut s.resolver, op, &mut s.target)?;
     if ctx.new_proc {
         // Mounted from inside the new PID namespace, so it shows that namespace.
         let flags = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
-        return rustix::mount::mount(c"proc", s.target.as_cstr(), c"proc", flags, None).during(Syscall::Mount);
+        return rustix::mount::mount(c"proc", dst, c"proc", flags, None).during(Syscall::Mount);
     }
-    bind_resolved(c"oldroot/proc", s.target.as_cstr(), 0)
+    bind_resolved(c"oldroot/proc", dst, 0)
 }
 
 /// The seed's BinfmtOperation: DST made (0755) and binfmt_misc mounted on it. With a user
 /// namespace this is the sandbox's own instance (Linux >= 6.7), the one `--binfmt-register` uses.
 fn binfmt_misc(ctx: &mut Work<'_, '_>, op: &Op) -> Result<()> {
-    let s = &mut *ctx.scratch;
-    mount_point_dir(s, op)?;
-    rustix::mount::mount(c"binfmt_misc", s.target.as_cstr(), c"binfmt_misc", MountFlags::empty(), None)
-        .during(Syscall::Mount)
+    let s = &mut *ctx.storage;
+    let dst = mount_point_dir(&mut s.resolver, op, &mut s.target)?;
+    rustix::mount::mount(c"binfmt_misc", dst, c"binfmt_misc", MountFlags::empty(), None).during(Syscall::Mount)
 }
 
 fn dev(ctx: &mut Work<'_, '_>, op: &Op) -> Result<()> {
-    let s = &mut *ctx.scratch;
-    mount_point_dir(s, op)?;
+    let s = &mut *ctx.storage;
+    let dst = mount_point_dir(&mut s.resolver, op, &mut s.target)?;
     // The mode matters: with tmpfs's default 1777, opening /dev/null fails with EACCES.
-    rustix::mount::mount(c"tmpfs", s.target.as_cstr(), c"tmpfs", MountFlags::empty(), c"mode=0755")
-        .during(Syscall::Mount)?;
+    rustix::mount::mount(c"tmpfs", dst, c"tmpfs", MountFlags::empty(), c"mode=0755").during(Syscall::Mount)?;
     // Everything below is made relative to the new tmpfs, opened once: nothing can redirect it.
-    let dev = beneath::open_dir(CWD, s.target.as_cstr()).during(Syscall::Open)?;
+    let dev = beneath::open_dir(CWD, dst).during(Syscall::Open)?;
     let dev = rustix::fd::AsFd::as_fd(&dev);
     let base = s.target.len();
 
@@ -473,16 +479,18 @@ fn dev(ctx: &mut Work<'_, '_>, op: &Op) -> Result<()> {
 }
 
 fn tmpfs(ctx: &mut Work<'_, '_>, op: &Op) -> Result<()> {
-    let s = &mut *ctx.scratch;
-    mount_point_dir(s, op)?;
-    let options = if is_tmp_dir(s.target.as_bytes()) { None } else { Some(c"mode=0755") };
-    rustix::mount::mount(c"tmpfs", s.target.as_cstr(), c"tmpfs", MountFlags::empty(), options).during(Syscall::Mount)
+    let s = &mut *ctx.storage;
+    let dst = mount_point_dir(&mut s.resolver, op, &mut s.target)?;
+    let options = if is_tmp_dir(dst.to_bytes()) { None } else { Some(c"mode=0755") };
+    rustix::mount::mount(c"tmpfs", dst, c"tmpfs", MountFlags::empty(), options).during(Syscall::Mount)
 }
 
 fn dir(ctx: &mut Work<'_, '_>, op: &Op) -> Result<()> {
-    let s = &mut *ctx.scratch;
-    if create_fresh(s, op.dst, Syscall::Mkdir, |dir, name, full| mkdir_at(dir, name, tmp_or_dir_mode(full)))?.is_some()
-        || chase(NEWROOT, op.dst, &mut s.target, &mut s.pending, &mut s.link)?.exists
+    let s = &mut *ctx.storage;
+    let mkdir_fresh =
+        |dir: rustix::fd::BorrowedFd<'_>, name: &CStr, full: &[u8]| mkdir_at(dir, name, tmp_or_dir_mode(full));
+    if s.resolver.create_fresh(op.dst, &mut s.target, Syscall::Mkdir, mkdir_fresh)?.is_some()
+        || s.resolver.chase(NEWROOT, op.dst.to_bytes(), &mut s.target)?.exists
     {
         // Only if missing: an existing directory, or file, is left alone.
         return Ok(());
@@ -494,21 +502,26 @@ fn dir(ctx: &mut Work<'_, '_>, op: &Op) -> Result<()> {
 }
 
 fn symlink(ctx: &mut Work<'_, '_>, op: &Op) -> Result<()> {
-    let s = &mut *ctx.scratch;
+    let s = &mut *ctx.storage;
     // DST itself is not followed and its parents are not created, as in the original; but its
     // parents are resolved inside the new root (the original lets the kernel follow them from
     // the set-up root, where `/oldroot` is the host). Usually the parent exists without symlinks
     // (one cached, symlink-free open) and DST is new.
     let fresh = !op.dst.to_bytes().ends_with(b"/")
-        && create_fresh(s, op.dst, Syscall::Symlink, |dir, name, _| rustix::fs::symlinkat(op.src, dir, name))?
+        && s.resolver
+            .create_fresh(op.dst, &mut s.target, Syscall::Symlink, |dir, name, _| {
+                rustix::fs::symlinkat(op.src, dir, name)
+            })?
             .is_some();
     if fresh {
         return Ok(());
     }
-    chase_parent(NEWROOT, op.dst, &mut s.target, &mut s.tmp, &mut s.pending, &mut s.link)?;
-    kernel_walks(&s.tmp).during(Syscall::Symlink)?;
+    s.resolver.chase_parent(NEWROOT, op.dst, &mut s.target)?.during(Syscall::Symlink)?;
     let made = beneath::at(CWD, &mut s.target, |dir, name| match rustix::fs::symlinkat(op.src, dir, name) {
-        Err(Errno::EXIST) => Ok(read_link_at(dir, name, &mut s.link).is_ok() && s.link.as_bytes() == op.src.to_bytes()),
+        Err(Errno::EXIST) => {
+            let link = &mut s.resolver.link;
+            Ok(read_link_at(dir, name, link).is_ok() && link.as_bytes() == op.src.to_bytes())
+        }
         other => other.map(|()| true),
     });
     if made.during(Syscall::Symlink)? {
@@ -537,16 +550,16 @@ fn write(ctx: &mut Work<'_, '_>, op: &Op) -> Result<()> {
             ctx.sigxfsz = Some(sys::ignore_sigxfsz().during(Syscall::RtSigaction)?);
         }
     }
-    let s = &mut *ctx.scratch;
+    let s = &mut *ctx.storage;
     let mode = Mode::from_raw_mode(0o666 & !ctx.umask);
     let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC | OFlags::NOCTTY;
-    let made = create_fresh(s, op.dst, Syscall::Open, |dir, name, _| {
+    let made = s.resolver.create_fresh(op.dst, &mut s.target, Syscall::Open, |dir, name, _| {
         rustix::fs::openat(dir, name, flags | OFlags::EXCL, mode)
     })?;
     let fd = match made {
         Some(fd) => fd,
         None => {
-            chase(NEWROOT, op.dst, &mut s.target, &mut s.pending, &mut s.link)?;
+            s.resolver.chase(NEWROOT, op.dst.to_bytes(), &mut s.target)?;
             beneath::create(CWD, &mut s.target, |dir, name| beneath::open(dir, name, flags, mode))
                 .during(Syscall::Open)?
         }
@@ -567,14 +580,14 @@ fn overlay(
     upper: Option<&'static CStr>,
     work: Option<&'static CStr>,
 ) -> Result<()> {
-    let s = &mut *ctx.scratch;
+    let s = &mut *ctx.storage;
     let opts = &mut s.options;
     opts.set(b"lowerdir=").too_long()?;
     for k in 0..lower_len as usize {
         let Some(&lower) = ctx.plan.lowerdirs(lower_start, lower_len).get(k) else {
             continue;
         };
-        chase(OLDROOT, lower, &mut s.source, &mut s.pending, &mut s.link)?;
+        s.resolver.chase(OLDROOT, lower.to_bytes(), &mut s.source)?;
         if k > 0 {
             opts.push(b":").too_long()?;
         }
@@ -583,7 +596,7 @@ fn overlay(
     // Without these, a mount fails when the upper directory was used with other lower ones before.
     opts.push(b",userxattr,index=off,metacopy=off").too_long()?;
 
-    let dst = chase(NEWROOT, op.dst, &mut s.target, &mut s.pending, &mut s.link)?;
+    let dst = s.resolver.chase(NEWROOT, op.dst.to_bytes(), &mut s.target)?;
     let mode = tmp_or_dir_mode(s.target.as_bytes());
     // Made only when missing; EEXIST means DST does not resolve (a loop), an error as in the original.
     if !dst.exists {
@@ -605,7 +618,7 @@ fn overlay(
     } else {
         for (key, dir) in [(&b",upperdir="[..], upper), (b",workdir=", work)] {
             let Some(dir) = dir else { continue };
-            chase(OLDROOT, dir, &mut s.source, &mut s.pending, &mut s.link)?;
+            s.resolver.chase(OLDROOT, dir.to_bytes(), &mut s.source)?;
             opts.push(key).too_long()?;
             opts.push(s.source.as_bytes()).too_long()?;
         }
@@ -688,4 +701,99 @@ fn join(out: &mut PathBuf, root: &[u8], path: &CStr) -> Result<()> {
     out.set(root).too_long()?;
     out.push(b"/").too_long()?;
     out.push(&rel[start..]).too_long()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A directory tree for one test (removed at the end): `real/dir`, `real/file`, and
+    /// `link -> real`, `abs -> /real` (absolute: resolved inside the root, never on the host).
+    struct Tree(std::path::PathBuf);
+
+    impl Tree {
+        fn new(name: &str) -> Self {
+            let dir = std::env::temp_dir().join(format!("mkosi-sandbox-mounts-{}-{name}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(dir.join("real/dir")).unwrap();
+            std::fs::write(dir.join("real/file"), b"").unwrap();
+            std::os::unix::fs::symlink("real", dir.join("link")).unwrap();
+            std::os::unix::fs::symlink("/real", dir.join("abs")).unwrap();
+            Self(dir)
+        }
+
+        fn root(&self) -> &[u8] {
+            self.0.as_os_str().as_encoded_bytes()
+        }
+
+        /// `path` below the root, as resolution writes it.
+        fn at(&self, path: &str) -> Vec<u8> {
+            [self.root(), b"/", path.as_bytes()].concat()
+        }
+    }
+
+    impl Drop for Tree {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn resolver() -> Box<Resolver> {
+        Box::new(Resolver::new())
+    }
+
+    #[test]
+    fn chase_follows_links_inside_the_root() {
+        let tree = Tree::new("chase");
+        let (mut r, mut out) = (resolver(), Box::new(PathBuf::new()));
+        for (path, want, exists) in [
+            ("/link/dir", "real/dir", true),
+            ("/abs/file", "real/file", true),
+            ("/abs/missing/x", "real/missing/x", false),
+        ] {
+            let found = r.chase(tree.root(), path.as_bytes(), &mut out).unwrap();
+            assert_eq!((out.as_bytes(), found.exists), (&tree.at(want)[..], exists), "{path}");
+        }
+        let found = r.chase(tree.root(), b"/abs", &mut out).unwrap();
+        assert_eq!(found.written_is_link, Some(true));
+    }
+
+    #[test]
+    fn chase_parent_keeps_the_last_component_as_written() {
+        let tree = Tree::new("parent");
+        let (mut r, mut out) = (resolver(), Box::new(PathBuf::new()));
+        let walks = r.chase_parent(tree.root(), c"/abs/link", &mut out).unwrap();
+        assert_eq!(walks, Ok(()));
+        assert_eq!(out.as_bytes(), &tree.at("real/link")[..], "the parent followed, `link` not");
+        assert_eq!(r.chase_parent(tree.root(), c"/link/dir/", &mut out).unwrap(), Ok(()));
+        assert_eq!(out.as_bytes(), &tree.at("real/dir/")[..], "trailing slashes are the kernel's to judge");
+        assert_eq!(r.chase_parent(tree.root(), c"/link/.", &mut out).unwrap(), Ok(()));
+        assert_eq!(out.as_bytes(), &tree.at("real")[..], "no plain last component: resolved whole");
+    }
+
+    #[test]
+    fn split_last_separates_the_parent_as_written() {
+        assert_eq!(split_last(b"/a/b"), Some((&b"/a/"[..], &b"b"[..])));
+        assert_eq!(split_last(b"a//b//"), Some((&b"a//"[..], &b"b//"[..])));
+        assert_eq!(split_last(b"b"), Some((&b""[..], &b"b"[..])));
+        assert_eq!(split_last(b"/"), None);
+        assert_eq!(split_last(b"/a/."), None);
+        assert_eq!(split_last(b"/a/.."), None);
+    }
+
+    #[test]
+    fn join_is_the_original_s_joinpath() {
+        let mut out = Box::new(PathBuf::new());
+        join(&mut out, OLDROOT, c"//dev/pts/3").unwrap();
+        assert_eq!(out.as_bytes(), b"oldroot/dev/pts/3");
+        join(&mut out, OLDROOT, c"/").unwrap();
+        assert_eq!(out.as_bytes(), b"oldroot/");
+    }
+
+    #[test]
+    fn tmp_directories_are_sticky_and_world_writable() {
+        assert_eq!(tmp_or_dir_mode(b"newroot/tmp"), TMP_MODE);
+        assert_eq!(tmp_or_dir_mode(b"newroot/var/tmp"), TMP_MODE);
+        assert_eq!(tmp_or_dir_mode(b"newroot/etc"), DIR_MODE);
+    }
 }

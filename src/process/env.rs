@@ -7,14 +7,14 @@ use crate::containers::{Bump, FixedVec};
 use crate::error::{Limit, Overflow, Result};
 
 /// Entries of the environment handed to the command.
-pub const MAX_ENV: usize = 4096;
+pub(crate) const MAX_ENV: usize = 4096;
 
-pub struct Storage {
+pub(crate) struct Storage {
     entries: FixedVec<&'static CStr, MAX_ENV>,
 }
 
 impl Storage {
-    pub const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         Self { entries: FixedVec::new() }
     }
 }
@@ -26,7 +26,7 @@ impl Default for Storage {
 }
 
 /// The environment being built, `NAME=VALUE` entries in order.
-pub struct Environment<'s> {
+pub(crate) struct Environment<'s> {
     entries: &'s mut FixedVec<&'static CStr, MAX_ENV>,
 }
 
@@ -37,7 +37,7 @@ fn name_of(entry: &CStr) -> &[u8] {
 
 impl<'s> Environment<'s> {
     /// Starts from the inherited entries.
-    pub fn inherit(inherited: impl Iterator<Item = &'static CStr>, storage: &'s mut Storage) -> Result<Self> {
+    pub(crate) fn inherit(inherited: impl Iterator<Item = &'static CStr>, storage: &'s mut Storage) -> Result<Self> {
         let entries = &mut storage.entries;
         entries.truncate(0);
         for entry in inherited {
@@ -46,18 +46,18 @@ impl<'s> Environment<'s> {
         Ok(Self { entries })
     }
 
-    pub fn entries(&self) -> &[&'static CStr] {
+    pub(crate) fn entries(&self) -> &[&'static CStr] {
         self.entries.as_slice()
     }
 
     /// The value of `name`.
-    pub fn get(&self, name: &[u8]) -> Option<&'static [u8]> {
+    pub(crate) fn get(&self, name: &[u8]) -> Option<&'static [u8]> {
         self.entries.iter().find(|e| name_of(e) == name).map(|e| &e.to_bytes()[name.len() + 1..])
     }
 
     /// Sets `name=value`: an existing variable keeps its place (as in Python's `os.environ`), a
     /// new one goes last; later duplicates of the name are dropped.
-    pub fn set(&mut self, bump: &mut Bump<'static>, name: &[u8], value: &[u8]) -> Result<()> {
+    pub(crate) fn set(&mut self, bump: &mut Bump<'static>, name: &[u8], value: &[u8]) -> Result<()> {
         let entry = bump.cstr(&[name, b"=", value]).overflow(Limit::DerivedStrings)?;
         let env = &mut *self.entries;
         let mut placed = false;
@@ -82,7 +82,7 @@ impl<'s> Environment<'s> {
         Ok(())
     }
 
-    pub fn unset(&mut self, name: &[u8]) {
+    pub(crate) fn unset(&mut self, name: &[u8]) {
         let env = &mut *self.entries;
         let mut i = 0;
         while i < env.len() {
@@ -94,7 +94,7 @@ impl<'s> Environment<'s> {
     }
 
     /// `--setenv` in order, then `--unsetenv` (unset wins).
-    pub fn apply_edits(
+    pub(crate) fn apply_edits(
         &mut self,
         bump: &mut Bump<'static>,
         set: &[(&'static CStr, &'static CStr)],

@@ -24,36 +24,36 @@ use linux_raw_sys::ptrace::{
 };
 
 /// The opcodes the assembler emits and the verifier accepts (class | size/op | mode/source).
-pub const LD_W_ABS: u16 = (BPF_LD | BPF_W | BPF_ABS) as u16;
-pub const JMP_JA: u16 = (BPF_JMP | BPF_JA) as u16;
-pub const JMP_JEQ_K: u16 = (BPF_JMP | BPF_JEQ | BPF_K) as u16;
-pub const JMP_JGT_K: u16 = (BPF_JMP | BPF_JGT | BPF_K) as u16;
-pub const JMP_JGE_K: u16 = (BPF_JMP | BPF_JGE | BPF_K) as u16;
-pub const JMP_JSET_K: u16 = (BPF_JMP | BPF_JSET | BPF_K) as u16;
-pub const RET_K: u16 = (BPF_RET | BPF_K) as u16;
+pub(crate) const LD_W_ABS: u16 = (BPF_LD | BPF_W | BPF_ABS) as u16;
+pub(crate) const JMP_JA: u16 = (BPF_JMP | BPF_JA) as u16;
+pub(crate) const JMP_JEQ_K: u16 = (BPF_JMP | BPF_JEQ | BPF_K) as u16;
+pub(crate) const JMP_JGT_K: u16 = (BPF_JMP | BPF_JGT | BPF_K) as u16;
+pub(crate) const JMP_JGE_K: u16 = (BPF_JMP | BPF_JGE | BPF_K) as u16;
+pub(crate) const JMP_JSET_K: u16 = (BPF_JMP | BPF_JSET | BPF_K) as u16;
+pub(crate) const RET_K: u16 = (BPF_RET | BPF_K) as u16;
 
-pub use linux_raw_sys::ptrace::{SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO};
+pub(crate) use linux_raw_sys::ptrace::{SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO};
 /// The x32 ABI shares AUDIT_ARCH_X86_64 and marks its numbers with this bit (linux-raw-sys has
 /// `__X32_SYSCALL_BIT` only in its x86_64 tables; the assembler and its tests run everywhere).
-pub const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+pub(crate) const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 
 /// Offsets in `struct seccomp_data`.
-pub const DATA_NR: u32 = core::mem::offset_of!(seccomp_data, nr) as u32;
-pub const DATA_ARCH: u32 = core::mem::offset_of!(seccomp_data, arch) as u32;
+pub(crate) const DATA_NR: u32 = core::mem::offset_of!(seccomp_data, nr) as u32;
+pub(crate) const DATA_ARCH: u32 = core::mem::offset_of!(seccomp_data, arch) as u32;
 const DATA_ARGS: u32 = core::mem::offset_of!(seccomp_data, args) as u32;
 const DATA_SIZE: u32 = core::mem::size_of::<seccomp_data>() as u32;
 /// The low 32 bits of syscall argument `i` (each of `args` is a u64).
-pub const fn data_arg_low(i: u32) -> u32 {
+pub(crate) const fn data_arg_low(i: u32) -> u32 {
     DATA_ARGS + 8 * i + if cfg!(target_endian = "big") { 4 } else { 0 }
 }
 /// `(uid_t)-1`: "leave unchanged", always allowed.
 const UNCHANGED: u32 = u32::MAX;
 
 /// The kernel's limit.
-pub const MAX_INSNS: usize = BPF_MAXINSNS as usize;
+pub(crate) const MAX_INSNS: usize = BPF_MAXINSNS as usize;
 /// Our buffer: far above what any architecture's plain program needs (43 on x86_64); the id
 /// checks of [`assemble_mapped`] take 4 instructions per range and ABI.
-pub const PROGRAM_CAP: usize = 1024;
+pub(crate) const PROGRAM_CAP: usize = 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AsmError {
@@ -94,6 +94,50 @@ impl Program {
         self.len += 1;
         Ok(())
     }
+
+    /// A conditional jump to `label` (on the branch the label was made for), falling through on
+    /// the other. Until the label is bound, the branch field links to the label's previous jump
+    /// (0: none): a link too long for 8 bits means a jump too far, known at once.
+    fn jump(&mut self, code: u16, k: u32, label: &mut Label) -> Result<(), AsmError> {
+        let link = match label.last {
+            Some(previous) => u8::try_from(self.len - previous).map_err(|_| AsmError::JumpTooFar)?,
+            None => 0,
+        };
+        label.last = Some(self.len);
+        if label.on_true { self.emit(code, link, 0, k) } else { self.emit(code, 0, link, k) }
+    }
+
+    /// Makes every jump to `label` land on the next instruction emitted.
+    fn bind(&mut self, label: Label) -> Result<(), AsmError> {
+        let mut next = label.last;
+        while let Some(at) = next {
+            let offset = u8::try_from(self.len - at - 1).map_err(|_| AsmError::JumpTooFar)?;
+            let insn = &mut self.insns[at];
+            let branch = if label.on_true { &mut insn.jt } else { &mut insn.jf };
+            let link = core::mem::replace(branch, offset);
+            next = at.checked_sub(usize::from(link)).filter(|_| link != 0);
+        }
+        Ok(())
+    }
+}
+
+/// A place in the program that jumps go to before it is emitted: their offsets are counted when
+/// it is bound, never by hand.
+struct Label {
+    /// The last jump to it, whose branch field links to the one before.
+    last: Option<usize>,
+    /// Which branch goes there: `jt` (the test holds) or `jf`.
+    on_true: bool,
+}
+
+impl Label {
+    const fn if_true() -> Self {
+        Self { last: None, on_true: true }
+    }
+
+    const fn if_false() -> Self {
+        Self { last: None, on_true: false }
+    }
 }
 
 impl Default for Program {
@@ -113,9 +157,9 @@ fn numbers<'a>(abi: &'a Abi, chown: bool, sync: bool) -> impl Iterator<Item = u3
 /// The ids mapped inside a user namespace with subordinate ranges, as inclusive (first, last)
 /// pairs: chown calls that only use these ids (or -1) can really happen.
 #[derive(Debug, Clone, Copy)]
-pub struct MappedIds<'a> {
-    pub uids: &'a [(u32, u32)],
-    pub gids: &'a [(u32, u32)],
+pub(crate) struct MappedIds<'a> {
+    pub(crate) uids: &'a [(u32, u32)],
+    pub(crate) gids: &'a [(u32, u32)],
 }
 
 /// Where a chown-group syscall takes its uid and gid.
@@ -156,57 +200,50 @@ fn routes(abi: &Abi, sync: bool, mut each: impl FnMut(u32, IdArgs) -> Result<(),
 /// Like [`assemble`] with `chown`, except that a chown whose uid and gid are both mapped (or
 /// -1) is allowed to happen: with subordinate ranges, a real chown wins where it can work, and
 /// only the ones that would fail (EINVAL for an unmapped id) become a no-op.
-pub fn assemble_mapped(abis: &[Abi], sync: bool, ids: MappedIds<'_>, out: &mut Program) -> Result<(), AsmError> {
+pub(crate) fn assemble_mapped(abis: &[Abi], sync: bool, ids: MappedIds<'_>, out: &mut Program) -> Result<(), AsmError> {
     out.len = 0;
     out.emit(LD_W_ABS, 0, 0, DATA_ARCH)?;
-    // Instructions of one id check: load, the -1 test, two per range, the errno return.
-    let checked_len = 3 + 2 * ids.uids.len() + 3 + 2 * ids.gids.len() + 1;
     for abi in abis {
-        let (mut tests, mut third) = (0, false);
-        routes(abi, sync, |_, kind| {
-            tests += 1;
-            third |= kind == IdArgs::Third;
-            Ok(())
-        })?;
-        // After the arch check: ld nr, the tests, ret allow, ret errno, one or two check blocks.
-        let rest =
-            u8::try_from(tests + 3 + if third { 2 } else { 1 } * checked_len).map_err(|_| AsmError::JumpTooFar)?;
-        out.emit(JMP_JEQ_K, 0, rest, abi.arch)?;
+        let mut next_arch = Label::if_false();
+        out.jump(JMP_JEQ_K, abi.arch, &mut next_arch)?;
         out.emit(LD_W_ABS, 0, 0, DATA_NR)?;
-        let mut left = tests;
+        let (mut to_errno, mut to_check, mut to_third_check) = (Label::if_true(), Label::if_true(), Label::if_true());
         routes(abi, sync, |nr, kind| {
-            left -= 1;
-            // Past the remaining tests and `ret allow` is `ret errno`, then the check blocks.
-            let extra = match kind {
-                IdArgs::Legacy => 0,
-                IdArgs::Second => 1,
-                IdArgs::Third => 1 + checked_len,
+            let label = match kind {
+                IdArgs::Legacy => &mut to_errno,
+                IdArgs::Second => &mut to_check,
+                IdArgs::Third => &mut to_third_check,
             };
-            out.emit(JMP_JEQ_K, u8::try_from(left + 1 + extra).map_err(|_| AsmError::JumpTooFar)?, 0, nr)
+            out.jump(JMP_JEQ_K, nr, label)
         })?;
         out.emit(RET_K, 0, 0, SECCOMP_RET_ALLOW)?;
+        out.bind(to_errno)?;
         out.emit(RET_K, 0, 0, SECCOMP_RET_ERRNO)?;
+        out.bind(to_check)?;
         emit_id_checks(out, 1, ids)?;
-        if third {
+        if to_third_check.last.is_some() {
+            out.bind(to_third_check)?;
             emit_id_checks(out, 2, ids)?;
         }
+        out.bind(next_arch)?;
     }
     out.emit(RET_K, 0, 0, SECCOMP_RET_ALLOW)
 }
 
-/// Allows the call when args[first] is a mapped uid (or -1) and args[first + 1] a mapped gid
+/// Allows the call when `args[first]` is a mapped uid (or -1) and `args[first + 1]` a mapped gid
 /// (or -1); returns ERRNO(0) otherwise.
 fn emit_id_checks(out: &mut Program, first: u32, ids: MappedIds<'_>) -> Result<(), AsmError> {
     for (arg, ranges) in [(first, ids.uids), (first + 1, ids.gids)] {
         out.emit(LD_W_ABS, 0, 0, data_arg_low(arg))?;
-        // Past this check: the remaining range tests (2 each) and the errno return.
-        let past = |done: usize| u8::try_from(2 * (ranges.len() - done) + 1).map_err(|_| AsmError::JumpTooFar);
-        out.emit(JMP_JEQ_K, past(0)?, 0, UNCHANGED)?;
-        for (i, &(first, last)) in ranges.iter().enumerate() {
+        let mut passed = Label::if_true();
+        out.jump(JMP_JEQ_K, UNCHANGED, &mut passed)?;
+        for &(first, last) in ranges {
+            // Above the range: skip its lower bound's test.
             out.emit(JMP_JGT_K, 1, 0, last)?;
-            out.emit(JMP_JGE_K, past(i + 1)?, 0, first)?;
+            out.jump(JMP_JGE_K, first, &mut passed)?;
         }
         out.emit(RET_K, 0, 0, SECCOMP_RET_ERRNO)?;
+        out.bind(passed)?;
     }
     out.emit(RET_K, 0, 0, SECCOMP_RET_ALLOW)
 }
@@ -216,22 +253,21 @@ pub fn assemble(abis: &[Abi], chown: bool, sync: bool, out: &mut Program) -> Res
     out.len = 0;
     out.emit(LD_W_ABS, 0, 0, DATA_ARCH)?;
     for abi in abis {
-        let nrs = numbers(abi, chown, sync);
-        let count = nrs.clone().count();
-        if count == 0 {
+        let mut nrs = numbers(abi, chown, sync).peekable();
+        if nrs.peek().is_none() {
             continue;
         }
-        // Instructions after the arch check: ld nr, the checks, ret allow, ret errno.
-        let rest = u8::try_from(count + 3).map_err(|_| AsmError::JumpTooFar)?;
-        out.emit(JMP_JEQ_K, 0, rest, abi.arch)?;
+        let mut next_arch = Label::if_false();
+        out.jump(JMP_JEQ_K, abi.arch, &mut next_arch)?;
         out.emit(LD_W_ABS, 0, 0, DATA_NR)?;
-        for (i, nr) in nrs.enumerate() {
-            // Skip the remaining checks and the `ret allow` to reach `ret errno`.
-            let to_errno = u8::try_from(count - 1 - i + 1).map_err(|_| AsmError::JumpTooFar)?;
-            out.emit(JMP_JEQ_K, to_errno, 0, nr)?;
+        let mut to_errno = Label::if_true();
+        for nr in nrs {
+            out.jump(JMP_JEQ_K, nr, &mut to_errno)?;
         }
         out.emit(RET_K, 0, 0, SECCOMP_RET_ALLOW)?;
+        out.bind(to_errno)?;
         out.emit(RET_K, 0, 0, SECCOMP_RET_ERRNO)?;
+        out.bind(next_arch)?;
     }
     out.emit(RET_K, 0, 0, SECCOMP_RET_ALLOW)
 }
@@ -288,6 +324,47 @@ mod tests {
 
     const fn i(code: u16, jt: u8, jf: u8, k: u32) -> SockFilter {
         SockFilter { code, jt, jf, k }
+    }
+
+    #[test]
+    fn labels_patch_every_jump_to_them() {
+        let mut p = Program::new();
+        let (mut yes, mut no) = (Label::if_true(), Label::if_false());
+        p.jump(JMP_JEQ_K, 1, &mut yes).unwrap();
+        p.jump(JMP_JEQ_K, 2, &mut no).unwrap();
+        p.jump(JMP_JEQ_K, 3, &mut yes).unwrap();
+        p.emit(RET_K, 0, 0, SECCOMP_RET_ALLOW).unwrap();
+        p.bind(yes).unwrap();
+        p.emit(RET_K, 0, 0, SECCOMP_RET_ERRNO).unwrap();
+        p.bind(no).unwrap();
+        p.emit(RET_K, 0, 0, SECCOMP_RET_ALLOW).unwrap();
+        let want = [
+            i(JMP_JEQ_K, 3, 0, 1),
+            i(JMP_JEQ_K, 0, 3, 2),
+            i(JMP_JEQ_K, 1, 0, 3),
+            i(RET_K, 0, 0, SECCOMP_RET_ALLOW),
+            i(RET_K, 0, 0, SECCOMP_RET_ERRNO),
+            i(RET_K, 0, 0, SECCOMP_RET_ALLOW),
+        ];
+        assert_eq!(p.as_slice(), want);
+    }
+
+    #[test]
+    fn a_jump_past_255_instructions_is_refused() {
+        let mut p = Program::new();
+        let mut far = Label::if_true();
+        p.jump(JMP_JEQ_K, 0, &mut far).unwrap();
+        for _ in 0..255 {
+            p.emit(LD_W_ABS, 0, 0, DATA_NR).unwrap();
+        }
+        // 256 apart: the second jump's link already says the first cannot reach.
+        assert_eq!(p.jump(JMP_JEQ_K, 0, &mut far), Err(AsmError::JumpTooFar));
+        let mut single = Label::if_true();
+        p.jump(JMP_JEQ_K, 0, &mut single).unwrap();
+        for _ in 0..256 {
+            p.emit(LD_W_ABS, 0, 0, DATA_NR).unwrap();
+        }
+        assert_eq!(p.bind(single), Err(AsmError::JumpTooFar));
     }
 
     #[test]

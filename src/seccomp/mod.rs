@@ -6,7 +6,7 @@
 
 pub mod bpf;
 
-pub use bpf::{MappedIds, SockFilter};
+pub(crate) use bpf::MappedIds;
 
 use bpf::{AsmError, VerifyError};
 
@@ -14,7 +14,7 @@ use crate::error::{During, Error, Reason, Result, Syscall};
 
 /// Why no filter was installed: the assembler's or the verifier's own finding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// The program does not fit its buffer.
     TooLong,
     /// A block of the plain filter is too long for BPF's 8-bit jump offsets.
@@ -57,16 +57,16 @@ impl Reason for Refusal {
 /// One ABI's suppressed syscall numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Abi {
-    pub name: &'static str,
+    pub(crate) name: &'static str,
     /// AUDIT_ARCH_* as seen in `seccomp_data.arch`.
-    pub arch: u32,
+    pub(crate) arch: u32,
     /// x32 numbers (nr | 0x40000000) share this arch value and are listed too.
-    pub x32: bool,
-    pub chown: &'static [u32],
-    pub sync: &'static [u32],
+    pub(crate) x32: bool,
+    pub(crate) chown: &'static [u32],
+    pub(crate) sync: &'static [u32],
     /// For each of `chown`: the argument holding the uid (the gid is the next one), 0 for the
     /// 16-bit legacy forms, whose ids `--suppress-chown` with ranges does not check.
-    pub chown_uid_arg: &'static [u8],
+    pub(crate) chown_uid_arg: &'static [u8],
 }
 
 pub mod tables {
@@ -77,7 +77,7 @@ pub mod tables {
 
 /// The ABIs of the architecture this binary was built for; empty where we know none (then no
 /// filter is installed at all, which is "allow everything").
-pub fn native_abis() -> &'static [Abi] {
+pub(crate) fn native_abis() -> &'static [Abi] {
     let arch = if cfg!(target_arch = "x86_64") {
         "x86_64"
     } else if cfg!(target_arch = "aarch64") {
@@ -115,7 +115,7 @@ pub fn install(chown: bool, sync: bool) -> Result<()> {
 
 /// `--suppress-chown` with subordinate ranges: a chown to mapped ids really happens; only the
 /// ones that would fail (an unmapped id) return 0 without effect.
-pub fn install_mapped(sync: bool, ids: MappedIds<'_>) -> Result<()> {
+pub(crate) fn install_mapped(sync: bool, ids: MappedIds<'_>) -> Result<()> {
     let abis = native_abis();
     if abis.is_empty() {
         return Ok(());

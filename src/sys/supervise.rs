@@ -11,17 +11,17 @@ use core::mem::{MaybeUninit, align_of, size_of};
 use linux_raw_sys::general::{SIG_BLOCK, SIG_SETMASK, kernel_sigset_t, siginfo_t};
 use rustix::io::Errno;
 
-use super::{SysResult, check};
+use super::{SingleThreaded, SysResult, check};
 
 /// A kernel signal set (`_NSIG` = 64 on the 64-bit targets we build for).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(transparent)]
-pub struct SigSet(u64);
+pub(crate) struct SigSet(u64);
 
 const _: () = assert!(size_of::<SigSet>() == size_of::<kernel_sigset_t>());
 
 impl SigSet {
-    pub const fn of(signals: &[u32]) -> Self {
+    pub(crate) const fn of(signals: &[u32]) -> Self {
         let mut bits = 0u64;
         let mut i = 0;
         while i < signals.len() {
@@ -31,7 +31,7 @@ impl SigSet {
         Self(bits)
     }
 
-    pub const fn with(self, signal: u32) -> Self {
+    pub(crate) const fn with(self, signal: u32) -> Self {
         Self(self.0 | 1 << (signal - 1))
     }
 }
@@ -46,24 +46,24 @@ fn sigprocmask(how: u32, set: &SigSet) -> SysResult<SigSet> {
 }
 
 /// Adds `set` to the blocked signals; returns the previous mask.
-pub fn block(set: &SigSet) -> SysResult<SigSet> {
+pub(crate) fn block(set: &SigSet) -> SysResult<SigSet> {
     sigprocmask(SIG_BLOCK, set)
 }
 
-pub fn set_mask(set: &SigSet) -> SysResult<()> {
+pub(crate) fn set_mask(set: &SigSet) -> SysResult<()> {
     sigprocmask(SIG_SETMASK, set).map(drop)
 }
 
 /// A signal taken from the pending set: its number and `si_code` (who sent it).
 #[derive(Debug, Clone, Copy)]
-pub struct Received {
-    pub signo: u32,
-    pub code: i32,
+pub(crate) struct Received {
+    pub(crate) signo: u32,
+    pub(crate) code: i32,
 }
 
 /// `sigwaitinfo()`: waits until one of `set` (which must be blocked) is pending and takes it.
 /// Retries when a stop and continue interrupt the wait.
-pub fn wait_signal(set: &SigSet) -> SysResult<Received> {
+pub(crate) fn wait_signal(set: &SigSet) -> SysResult<Received> {
     loop {
         let mut info = MaybeUninit::<siginfo_t>::zeroed();
         // SAFETY: `set` is a live sigset of the size passed; the kernel writes one siginfo_t into
@@ -95,11 +95,25 @@ pub fn wait_signal(set: &SigSet) -> SysResult<Received> {
 /// # Safety
 /// Descriptors owned by Rust handles are closed too: the process must never use, close or drop a
 /// handle to a descriptor from `first` up afterwards (it may open new ones).
-pub unsafe fn close_from(first: u32) -> SysResult<()> {
+unsafe fn close_from(first: u32) -> SysResult<()> {
     // SAFETY: close_range takes integers only; what the closing means for handles is the
     // caller's contract (above).
     let ret = unsafe { sc::syscall!(CLOSE_RANGE, first, u32::MAX, 0usize) };
     check(ret).map(drop)
+}
+
+/// For a process that from now on only waits, signals and exits: closes every descriptor from
+/// `first` up, then goes on with `then`, which gets `arg` and the outcome of the closing.
+///
+/// Sound because nothing that owns a descriptor is ever reached again: the frames below this
+/// call are never returned to (`then` never returns), and `then` is a plain function whose only
+/// input is a `Copy + Send + 'static` value, which can hold no borrowed handle. (A handle in a
+/// static: this crate has none that safe code reaches, `main`'s storage takes `unsafe`; hence
+/// crate-only.)
+pub(crate) fn close_from_then<A: Copy + Send + 'static>(first: u32, then: fn(A, SysResult<()>) -> !, arg: A) -> ! {
+    // SAFETY: no handle to a descriptor from `first` up is used or dropped afterwards (above).
+    let closed = unsafe { close_from(first) };
+    then(arg, closed)
 }
 
 unsafe extern "C" {
@@ -121,7 +135,7 @@ const MAX_PAGE: usize = 64 << 10;
 /// The stack of a process that shares this one's memory. Its lowest 64 KiB (the largest page) are made
 /// inaccessible before use, so that an overflow faults instead of writing over what lies below.
 #[repr(C, align(65536))]
-pub struct Stack<const N: usize> {
+pub(crate) struct Stack<const N: usize> {
     guard: [MaybeUninit<u8>; MAX_PAGE],
     usable: [MaybeUninit<u8>; N],
 }
@@ -129,13 +143,13 @@ pub struct Stack<const N: usize> {
 const _: () = assert!(align_of::<Stack<0>>() == MAX_PAGE);
 
 impl<const N: usize> Stack<N> {
-    pub const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         Self { guard: [const { MaybeUninit::uninit() }; MAX_PAGE], usable: [const { MaybeUninit::uninit() }; N] }
     }
 
     /// Protects the guard. Best done before any process shares this memory: a change of
     /// protection in a memory that runs on two CPUs interrupts the other to flush its TLB.
-    pub fn guarded(&mut self) -> SysResult<Guarded<'_, N>> {
+    pub(crate) fn guarded(&mut self) -> SysResult<Guarded<'_, N>> {
         // SAFETY: the guard is page-aligned (the struct's alignment), a whole number of pages, and
         // never read or written; mprotect takes no other pointer.
         let ret =
@@ -146,7 +160,7 @@ impl<const N: usize> Stack<N> {
 }
 
 /// A [`Stack`] whose guard is in place.
-pub struct Guarded<'a, const N: usize>(&'a mut Stack<N>);
+pub(crate) struct Guarded<'a, const N: usize>(&'a mut Stack<N>);
 
 impl<const N: usize> Guarded<'_, N> {
     /// The top of the stack (stacks grow down).
@@ -163,7 +177,7 @@ impl<const N: usize> Default for Stack<N> {
 
 /// The child's side of [`clone_vm`]: runs the closure; with `PID_ONE`, only in the init of a PID
 /// namespace (else it exits with status 1 at once).
-extern "C" fn run_child<F: FnMut() -> i32, const PID_ONE: bool>(arg: *mut c_void) -> c_int {
+extern "C" fn run_child<F: FnMut() -> i32 + Send, const PID_ONE: bool>(arg: *mut c_void) -> c_int {
     if PID_ONE && rustix::process::getpid().as_raw_nonzero().get() != 1 {
         return 1;
     }
@@ -177,7 +191,8 @@ extern "C" fn run_child<F: FnMut() -> i32, const PID_ONE: bool>(arg: *mut c_void
 ///
 /// # Safety
 /// The parent must not touch `stack` or what `child` borrows while the child may still run.
-unsafe fn clone_vm<F: FnMut() -> i32, const PID_ONE: bool, const N: usize>(
+unsafe fn clone_vm<F: FnMut() -> i32 + Send, const PID_ONE: bool, const N: usize>(
+    one_thread: SingleThreaded,
     stack: &mut Guarded<'_, N>,
     child: &mut F,
 ) -> SysResult<rustix::process::Pid> {
@@ -200,46 +215,37 @@ unsafe fn clone_vm<F: FnMut() -> i32, const PID_ONE: bool, const N: usize>(
     }
     // qemu-user refuses CLONE_VM without CLONE_THREAD: a plain fork then, whose child has its own
     // copy of the memory and runs `child` on its copy of this stack.
-    match super::fork()? {
+    match super::fork(one_thread)? {
         None => super::exit_group(run_child::<F, PID_ONE>((child as *mut F).cast())),
         Some(pid) => Ok(pid),
     }
 }
 
-/// Starts the init of the PID namespace that `unshare(CLONE_NEWPID)` prepared (no child may have
-/// been made since) in this process's memory: no page tables to copy, no copy-on-write faults.
-/// `init` runs on `stack` while `parent` runs here with its pid; returns what `parent` returns,
-/// once the init is gone. A child that is not PID 1 exits with status 1 at once.
-///
-/// Why this is sound: the init and every process it makes live in the namespace, and the kernel
-/// ends an init's exit only after every other process of its namespace is gone; this function
-/// returns only after that exit (it waits, unless `parent` reaped the init already). Until then
-/// `init` and `stack` stay borrowed, so `parent` cannot touch them.
-pub fn spawn_init<F: FnMut() -> i32, R, const N: usize>(
-    stack: &mut Guarded<'_, N>,
-    init: &mut F,
-    parent: impl FnOnce(rustix::process::Pid) -> R,
-) -> SysResult<R> {
-    // SAFETY: `stack` and `init` stay borrowed until the namespace is empty (above).
-    let pid = unsafe { clone_vm::<F, true, N>(stack, init) }?;
-    let result = parent(pid);
-    // ECHILD: `parent` reaped it, the namespace is gone.
-    let _ = rustix::process::waitid(rustix::process::WaitId::Pid(pid), rustix::process::WaitIdOptions::EXITED);
-    Ok(result)
-}
-
 /// Starts a process in this one's memory that runs `child` on `stack`, while this one goes on
-/// with `parent`, which never returns: `child` and `stack` stay borrowed for good, so nothing in
-/// this process touches them again (its exit leaves the memory to the child). Returns only when
-/// the process cannot be made.
-pub fn spawn_sharing_memory<F: FnMut() -> i32, const N: usize>(
+/// with `parent` (given its pid and `arg`), which never returns: `child` and `stack` stay
+/// borrowed for good, so nothing in this process touches them again (its exit leaves the memory
+/// to the child). With `PID_ONE` the child must be the init of the PID namespace that
+/// `unshare(CLONE_NEWPID)` prepared (no child may have been made since); one that is not exits
+/// with status 1 at once. Returns only when the process cannot be made.
+///
+/// Why this is sound: `child` is `Send`, so whatever it shares with `parent` is `Sync` (the two
+/// run at the same time, as threads would); `parent` is a plain function whose input is a
+/// `Copy + Send + 'static` value, so it reaches neither `stack` nor `child`'s borrows.
+pub(crate) fn spawn_sharing_memory<
+    F: FnMut() -> i32 + Send,
+    A: Copy + Send + 'static,
+    const PID_ONE: bool,
+    const N: usize,
+>(
+    one_thread: SingleThreaded,
     stack: &mut Guarded<'_, N>,
     child: &mut F,
-    parent: fn(rustix::process::Pid) -> !,
+    parent: fn(rustix::process::Pid, A) -> !,
+    arg: A,
 ) -> Errno {
-    // SAFETY: `parent` never returns, so `stack` and `child` are never used here again.
-    match unsafe { clone_vm::<F, false, N>(stack, child) } {
-        Ok(pid) => parent(pid),
+    // SAFETY: `parent` never returns and reaches neither `stack` nor `child` (above).
+    match unsafe { clone_vm::<F, PID_ONE, N>(one_thread, stack, child) } {
+        Ok(pid) => parent(pid, arg),
         Err(e) => e,
     }
 }
