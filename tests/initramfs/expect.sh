@@ -104,7 +104,7 @@ expect_all() {
 			"$([ $nested_fail = 0 ] && echo works || echo "$nested_fail checks fail")"
 		where "$kernel_label" "no /dev/fuse, no binfmt_misc mounted, read-only /tmp" \
 			"$([ $missing_fail = 0 ] && echo works || echo "$missing_fail checks fail")"
-		where "$kernel_label" "--binfmt-register" "$([ $new_binfmt = yes ] && echo "works: a $foreign_machine busybox runs through qemu-user in the sandbox's own instance" ||
+		where "$kernel_label" "--binfmt-register" "$([ $new_binfmt = yes ] && echo "works: a 32-bit busybox of another architecture ($foreign_machine) runs through qemu-user in the sandbox's own instance" ||
 			echo "one line: \`$(grep -m 1 -F 'initramfs nobody binfmt mkosi-sandbox:' <<<"$out" | sed 's/^initramfs nobody binfmt //')\`")"
 		where "$kernel_label" "user.max_user_namespaces=0, unprivileged" \
 			"one line: \`$(grep -m 1 -F 'initramfs nobody userns-off mkosi-sandbox:' <<<"$out" | sed 's/^initramfs nobody userns-off //')\`"
