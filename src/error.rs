@@ -1,6 +1,6 @@
 //! Errors: what failed (the [`Cause`]) and about what (the [`Subject`]), rendered as one line on
-//! stderr naming the option, its paths and the cause; the original's explanations for ENOSYS and
-//! for a forbidden `unshare()`.
+//! stderr naming the option, its paths and the cause; for a call that a kernel or a container may
+//! lack or refuse, the call, its errno and what would make it work, on the same line.
 
 use core::ffi::CStr;
 
@@ -296,8 +296,10 @@ impl Error {
         }
         match self.cause {
             Cause::Sys { syscall, errno } => {
+                let remedy = Remedy::of(syscall, errno);
+                // An option names what was done, but not which call a kernel or container lacks.
                 let named = match self.subject {
-                    Subject::Option(_) => false,
+                    Subject::Option(_) => remedy.is_some(),
                     Subject::Stage(stage) => !stage.is(syscall),
                     Subject::Unnamed | Subject::Argument => true,
                 };
@@ -306,6 +308,11 @@ impl Error {
                     out.push(b": ");
                 }
                 out.push(strerror(errno).as_bytes());
+                if let Some(remedy) = remedy {
+                    out.push(b" (");
+                    remedy.render(syscall, out);
+                    out.push(b")");
+                }
             }
             Cause::PathTooLong => out.push(strerror(Errno::NAMETOOLONG).as_bytes()),
             Cause::SourceMissing => out.push(strerror(Errno::NOENT).as_bytes()),
@@ -356,33 +363,82 @@ impl<T> Overflow<T> for core::result::Result<T, Full> {
     }
 }
 
-/// Terminal styling as the original decides it: only when stdout and stderr are terminals and
-/// `TERM` is not `dumb`.
-pub(crate) fn styles(term_is_dumb: bool) -> (&'static str, &'static str) {
-    let ttys = rustix::termios::isatty(crate::sys::stdout()) && rustix::termios::isatty(crate::sys::stderr());
-    if ttys && !term_is_dumb { ("\x1b[31;1m", "\x1b[0m") } else { ("", "") }
+/// What would make a call work that a kernel may lack, or a container's seccomp profile (Docker's
+/// default without CAP_SYS_ADMIN answers EPERM, gVisor-like runtimes and qemu-user ENOSYS) or the
+/// system's policy may refuse. Appended to the error's one line, which then names the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Remedy {
+    /// ENOSYS: the kernel has no such call (it arrived in that Linux version), or a filter or an
+    /// emulator pretends so.
+    Missing(Option<&'static str>),
+    /// EPERM from a call that needs CAP_SYS_ADMIN in its namespace, which container profiles
+    /// refuse outright.
+    NeedsSysAdmin,
+    /// EPERM from unshare(): user namespaces are restricted.
+    UserNamespacesRestricted,
+    /// ENOSPC from unshare(): no user namespace may be made (`user.max_user_namespaces`).
+    UserNamespacesOff,
 }
 
-/// The original's explanation printed before an ENOSYS error.
-pub(crate) fn explain_enosys(out: &mut Line, syscall: &str, (red, reset): (&str, &str)) {
-    let uts = rustix::system::uname();
-    out.push(red.as_bytes());
-    out.push(b"mkosi was unable to invoke the ");
-    out.push(syscall.as_bytes());
-    out.push(b"() system call.");
-    out.push(reset.as_bytes());
-    out.push(b"\nThis probably means either the system call is not implemented by the running kernel version (");
-    out.push(uts.version().to_bytes());
-    out.push(b") or the\nsystem call is prohibited via seccomp if mkosi is being executed inside a containerized environment.\n");
-}
+impl Remedy {
+    fn of(syscall: Syscall, errno: Errno) -> Option<Self> {
+        match (syscall, errno) {
+            (_, Errno::NOSYS) => Some(Remedy::Missing(match syscall {
+                Syscall::OpenTree | Syscall::MoveMount | Syscall::Fsopen | Syscall::Fsconfig | Syscall::Fsmount => {
+                    Some("5.2")
+                }
+                Syscall::PidfdOpen => Some("5.3"),
+                Syscall::CloseRange => Some("5.9"),
+                Syscall::MountSetattr => Some("5.12"),
+                _ => None,
+            })),
+            (Syscall::Unshare, Errno::PERM) => Some(Remedy::UserNamespacesRestricted),
+            (Syscall::Unshare, Errno::NOSPC) => Some(Remedy::UserNamespacesOff),
+            (
+                Syscall::OpenTree
+                | Syscall::MoveMount
+                | Syscall::Fsopen
+                | Syscall::Fsconfig
+                | Syscall::Fsmount
+                | Syscall::MountSetattr,
+                Errno::PERM,
+            ) => Some(Remedy::NeedsSysAdmin),
+            _ => None,
+        }
+    }
 
-/// The original's explanation printed when `unshare()` fails with EPERM.
-pub(crate) fn explain_unshare_eperm(out: &mut Line, (red, reset): (&str, &str)) {
-    out.push(red.as_bytes());
-    out.push(b"mkosi was forbidden to unshare namespaces");
-    out.push(reset.as_bytes());
-    out.push(b".\nThis probably means your distribution has restricted unprivileged user namespaces.\n");
-    out.push(b"Please consult the REQUIREMENTS section of the mkosi man page, e.g. via \"mkosi\ndocumentation\", for workarounds.\n");
+    fn render(self, syscall: Syscall, out: &mut Line) {
+        let name = syscall.name().as_bytes();
+        match self {
+            Remedy::Missing(since) => {
+                out.push(b"this kernel lacks it, or a seccomp filter or emulator refuses it: ");
+                if let Some(version) = since {
+                    out.push(name);
+                    out.push(b" needs Linux ");
+                    out.push(version.as_bytes());
+                    out.push(b" or newer and a container runtime or emulator that lets it through");
+                } else {
+                    out.push(b"the container runtime or emulator must let ");
+                    out.push(name);
+                    out.push(b" through");
+                }
+            }
+            Remedy::NeedsSysAdmin => {
+                out.push(b"it needs CAP_SYS_ADMIN, and a container's seccomp profile without it refuses ");
+                out.push(name);
+                out.push(b" (Docker's default does): grant CAP_SYS_ADMIN or a profile that allows it");
+            }
+            Remedy::UserNamespacesRestricted => out.push(
+                b"unprivileged user namespaces are refused here: by kernel.unprivileged_userns_clone=0, \
+                  kernel.apparmor_restrict_unprivileged_userns=1, a chroot, or a container's seccomp profile \
+                  (Docker's default without CAP_SYS_ADMIN); allow them or run as root",
+            ),
+            Remedy::UserNamespacesOff => out.push(
+                b"no user namespace may be made: user namespaces are switched off (sysctl user.max_user_namespaces=0) \
+                  or the limit is reached; raise user.max_user_namespaces",
+            ),
+        }
+    }
 }
 
 /// glibc's wording for the errors this program can meet (what the Python original printed).
@@ -459,12 +515,42 @@ mod tests {
         assert_eq!(text(e), "mkosi-sandbox: setup: pivot_root: Invalid argument\n");
         let e = Error::sys(Syscall::Mount, Errno::PERM).in_stage_at(Stage::Setup, c"/tmp");
         assert_eq!(text(e), "mkosi-sandbox: setup /tmp: mount: Operation not permitted\n");
-        let e = Error::sys(Syscall::Unshare, Errno::PERM).in_stage(Stage::Unshare);
-        assert_eq!(text(e), "mkosi-sandbox: unshare: Operation not permitted\n");
+        let e = Error::sys(Syscall::Unshare, Errno::INVAL).in_stage(Stage::Unshare);
+        assert_eq!(text(e), "mkosi-sandbox: unshare: Invalid argument\n");
         let e = Error::sys(Syscall::Capget, Errno::PERM);
         assert_eq!(text(e), "mkosi-sandbox: capget: Operation not permitted\n");
         let e = Error::sys(Syscall::Execvp, Errno::NOENT).for_argument(c"nope");
         assert_eq!(text(e), "mkosi-sandbox: nope: execvp: No such file or directory\n");
+    }
+
+    #[test]
+    fn missing_or_refused_calls_are_one_line_naming_call_errno_and_remedy() {
+        let e = Error::sys(Syscall::MountSetattr, Errno::NOSYS).for_option("--ro-bind", Some(c"/a"), Some(c"/b"));
+        assert_eq!(
+            text(e),
+            "mkosi-sandbox: --ro-bind /a /b: mount_setattr: Function not implemented (this kernel lacks it, or a \
+             seccomp filter or emulator refuses it: mount_setattr needs Linux 5.12 or newer and a container runtime \
+             or emulator that lets it through)\n"
+        );
+        let e = Error::sys(Syscall::Fsopen, Errno::PERM).for_option("--binfmt-register", None, None);
+        assert!(
+            text(e).starts_with(
+                "mkosi-sandbox: --binfmt-register: fsopen: Operation not permitted (it needs CAP_SYS_ADMIN"
+            )
+        );
+        let e = Error::sys(Syscall::Unshare, Errno::NOSPC).in_stage(Stage::Unshare);
+        assert!(text(e).starts_with("mkosi-sandbox: unshare: No space left on device (no user namespace may be made"));
+        let e = Error::sys(Syscall::Unshare, Errno::PERM).in_stage(Stage::Unshare);
+        assert!(text(e).contains("unprivileged user namespaces are refused here"));
+        // An EPERM that no container profile explains stays as it was.
+        let e = Error::sys(Syscall::Mount, Errno::PERM).for_option("--tmpfs", None, Some(c"/x"));
+        assert_eq!(text(e), "mkosi-sandbox: --tmpfs /x: Operation not permitted\n");
+        for (syscall, errno) in [(Syscall::PidfdOpen, Errno::NOSYS), (Syscall::Unshare, Errno::NOSYS)] {
+            assert_eq!(
+                text(Error::sys(syscall, errno).for_option("--unshare-pid", None, None)).matches('\n').count(),
+                1
+            );
+        }
     }
 
     #[test]

@@ -155,25 +155,24 @@ pub fn run(args: &CArgs, environ: &CEnv, entry: sys::Entry, storage: &'static mu
             line.flush_to_stderr();
             return 0;
         }
-        Err(e) => return report::report(&e, false),
+        Err(e) => return report::report(&e),
     };
     let env = match Environment::inherit(environ.iter(), env) {
         Ok(env) => env,
-        Err(e) => return report::report(&e, false),
+        Err(e) => return report::report(&e),
     };
-    let term_is_dumb = term_is_dumb(&env);
     let sys::Entry { single_threaded, inherited } = entry;
     let stages = Stages { plan, fds, namespaces, binfmt, mounts, exec };
     let command = args.command(request.settings.command);
     let mut sandbox = match enter(&request, command, env, single_threaded, inherited, stages, bump) {
         Ok(sandbox) => sandbox,
-        Err(e) => return exit_status(&e, term_is_dumb),
+        Err(e) => return exit_status(&e),
     };
     if request.settings.unshare_pid {
         // This process and the PID namespace's init only wait from here on, and exit with the
         // command's status; the command's process goes on with `build_and_exec`.
-        let e = pidns::start(single_threaded, pidns, build_and_exec, &mut sandbox, term_is_dumb);
-        return exit_status(&e, term_is_dumb);
+        let e = pidns::start(single_threaded, pidns, build_and_exec, &mut sandbox);
+        return exit_status(&e);
     }
     build_and_exec(&mut sandbox, Ok(()))
 }
@@ -200,7 +199,6 @@ pub(crate) struct Entered<'s> {
     exec: &'s mut process::exec::Storage,
     bump: Bump<'static>,
     command: (&'static CStr, Argv),
-    term_is_dumb: bool,
 }
 
 /// Everything up to the PID namespace's processes, in the caller's process: the plan, the
@@ -216,7 +214,6 @@ pub(crate) fn enter<'s>(
     mut bump: Bump<'static>,
 ) -> error::Result<Entered<'s>> {
     let settings = &request.settings;
-    let term_is_dumb = term_is_dumb(&env);
     // Before the set-up, so that a caller dying during it is noticed (`pidns::die_with`).
     let parent = pidns::parent(settings.die_with_parent);
     let plan = plan::plan(request, stages.plan, &mut bump)?;
@@ -226,18 +223,7 @@ pub(crate) fn enter<'s>(
     if let Some(parent) = parent {
         pidns::die_with(parent)?;
     }
-    Ok(Entered {
-        settings,
-        plan,
-        env,
-        prepared,
-        floor,
-        mounts: stages.mounts,
-        exec: stages.exec,
-        bump,
-        command,
-        term_is_dumb,
-    })
+    Ok(Entered { settings, plan, env, prepared, floor, mounts: stages.mounts, exec: stages.exec, bump, command })
 }
 
 impl Entered<'_> {
@@ -271,17 +257,12 @@ fn build_and_exec(sandbox: &mut Entered<'_>, started: error::Result<()>) -> i32 
         Ok(()) => sandbox.exec(),
         Err(e) => e,
     };
-    exit_status(&e, sandbox.term_is_dumb)
+    exit_status(&e)
 }
 
 /// An error's exit status, after its one line: 127 when the command does not exist.
-fn exit_status(e: &Error, term_is_dumb: bool) -> i32 {
+fn exit_status(e: &Error) -> i32 {
     let not_found = e.errno() == Some(Errno::NOENT) && matches!(e.cause, Cause::Sys { syscall: Syscall::Execvp, .. });
-    let status = report::report(e, term_is_dumb);
+    let status = report::report(e);
     if not_found { EXIT_NOT_FOUND } else { status }
-}
-
-/// Whether messages must do without colour (the caller's TERM, before any edit).
-fn term_is_dumb(env: &Environment<'_>) -> bool {
-    env.get(b"TERM") == Some(b"dumb")
 }

@@ -120,7 +120,6 @@ pub(crate) fn start<T: Send>(
     stacks: &mut Storage,
     command: fn(&mut T, Result<()>) -> i32,
     state: &mut T,
-    term_is_dumb: bool,
 ) -> Error {
     let mask = match supervise::block(&WAITED).during(Syscall::RtSigprocmask) {
         Ok(mask) => mask,
@@ -149,7 +148,7 @@ pub(crate) fn start<T: Send>(
         &mut init_stack,
         &mut init,
         sandbox_waits,
-        term_is_dumb,
+        (),
     );
     unshare_pid(Error::sys(Syscall::Clone, errno))
 }
@@ -169,19 +168,19 @@ fn init_dies_with(sandbox: BorrowedFd<'_>) -> Result<()> {
 
 /// The sandbox process, once the init runs: lets go of what the command alone should hold
 /// (descriptors such as `--exec-fd`'s), then waits.
-fn sandbox_waits(init: Pid, term_is_dumb: bool) -> ! {
-    supervise::close_from_then(3, supervise_init, (init, term_is_dumb))
+fn sandbox_waits(init: Pid, (): ()) -> ! {
+    supervise::close_from_then(3, supervise_init, init)
 }
 
 /// Forwards signals to the init until it exits, then exits with its status. On an error, kills
 /// the init (never leave a half-built sandbox behind) and reports.
-fn supervise_init((init, term_is_dumb): (Pid, bool), closed: sys::SysResult<()>) -> ! {
+fn supervise_init(init: Pid, closed: sys::SysResult<()>) -> ! {
     match closed.during(Syscall::CloseRange).and_then(|()| wait_for(init)) {
         Ok(status) => sys::exit_group(status),
         Err(e) => {
             let _ = rustix::process::kill_process(init, Signal::KILL);
             let _ = rustix::process::waitpid(Some(init), WaitOptions::empty());
-            sys::exit_group(report::report(&unshare_pid(e), term_is_dumb))
+            sys::exit_group(report::report(&unshare_pid(e)))
         }
     }
 }

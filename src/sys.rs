@@ -33,12 +33,6 @@ pub fn stderr() -> BorrowedFd<'static> {
     unsafe { rustix::stdio::stderr() }
 }
 
-/// fd 1, under the same rule as [`stderr`].
-pub(crate) fn stdout() -> BorrowedFd<'static> {
-    // SAFETY: as for `stderr`: this crate never closes or replaces fd 1.
-    unsafe { rustix::stdio::stdout() }
-}
-
 /// `mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, {attr_set})`: applies `attr_set` to a whole
 /// detached tree, which the old mount API cannot do recursively.
 pub(crate) fn mount_setattr_recursive(fd: BorrowedFd<'_>, attr_set: u32) -> SysResult<()> {

@@ -545,3 +545,42 @@ fn a_failure_after_the_helper_started_leaves_nothing_behind() {
     );
     fails_and_reaps_its_helper(&u, &refs(&args));
 }
+
+/// The sandbox three deep as mkosi-chroot nests it: ranges (`--map-auto`, `--become-root`)
+/// outside, plain sandboxes inside, `--suppress-chown` at the innermost. The inner ones run as
+/// root of the outer user namespace, so they make no user namespace of their own: chown to a
+/// mapped id really happens, and one to an unmapped id fails as the kernel says (the original
+/// suppresses chown only in a user namespace of the sandbox's own).
+#[test]
+fn nested_inside_a_mapped_range() {
+    needs_root!();
+    let u = TestUser::new("nest", &[]);
+    let s = Scratch::new("subid-nest");
+    let dir = s.join("");
+    let bin = binary();
+    let bin_dir = bin.parent().unwrap().to_str().unwrap().to_string();
+    let mut args: Vec<String> = Vec::new();
+    // The outer level binds the scratch directory to /out, the inner ones /out to itself.
+    let level = |args: &mut Vec<String>, out: &str, extra: &[&str]| {
+        args.extend(BASE.iter().map(|a| a.to_string()));
+        args.extend(["--ro-bind", &bin_dir, &bin_dir, "--bind", out, "/out"].map(String::from));
+        args.extend(extra.iter().map(|a| a.to_string()));
+    };
+    level(&mut args, &dir, &["--become-root", "--map-auto", "--", bin.to_str().unwrap()]);
+    level(&mut args, "/out", &["--", bin.to_str().unwrap()]);
+    level(&mut args, "/out", &["--suppress-chown", "--"]);
+    args.extend(["sh", "-c"].map(String::from));
+    args.push(
+        "id -u; touch /out/a /out/b; chown 1000:2000 /out/a && echo mapped-ok; \
+         chown 70000:70000 /out/b 2>/dev/null || echo unmapped-refused"
+            .into(),
+    );
+    let out = u.run(&refs(&args));
+    assert_eq!(out.ok(), "0\nmapped-ok\nunmapped-refused\n");
+    let owner = |n: &str| {
+        let m = std::fs::metadata(s.path().join(n)).unwrap();
+        (m.uid(), m.gid())
+    };
+    assert_eq!(owner("a"), (u.subuid.0 + 999, u.subgid.0 + 1999));
+    assert_eq!(owner("b"), (u.uid, u.gid));
+}

@@ -9,6 +9,7 @@
 
 mod beneath;
 mod fresh;
+mod readonly;
 mod root;
 
 use core::ffi::CStr;
@@ -646,11 +647,24 @@ fn mount_rbind(src: &CStr, dst: &CStr, attrs: u32) -> Result<()> {
         | OpenTreeFlags::OPEN_TREE_CLONE
         | OpenTreeFlags::OPEN_TREE_CLOEXEC;
     let tree = rustix::mount::open_tree(CWD, src, flags).during(Syscall::OpenTree)?;
+    attach(&tree, dst, attrs)
+}
+
+/// Applies `attrs` (read-only or nothing) to a detached tree and attaches it at `dst`. Where
+/// mount_setattr() is missing (ENOSYS: before Linux 5.12, or a seccomp profile) the tree is
+/// attached as it is and then remounted read-only mount by mount (`readonly`).
+fn attach(tree: &rustix::fd::OwnedFd, dst: &CStr, attrs: u32) -> Result<()> {
+    let mut remount_each = false;
     // The original always calls mount_setattr(); with nothing to set it is a no-op, so skip it.
     if attrs != 0 {
-        sys::mount_setattr_recursive(rustix::fd::AsFd::as_fd(&tree), attrs).during(Syscall::MountSetattr)?;
+        match sys::mount_setattr_recursive(rustix::fd::AsFd::as_fd(tree), attrs) {
+            Err(Errno::NOSYS) if attrs == MOUNT_ATTR_RDONLY => remount_each = true,
+            other => other.during(Syscall::MountSetattr)?,
+        }
     }
-    rustix::mount::move_mount(&tree, c"", CWD, dst, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH).during(Syscall::MoveMount)
+    rustix::mount::move_mount(tree, c"", CWD, dst, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
+        .during(Syscall::MoveMount)?;
+    if remount_each { readonly::remount_tree(dst) } else { Ok(()) }
 }
 
 /// `mount_rbind` of a source opened first with RESOLVE_NO_SYMLINKS (its last component taken as
@@ -666,10 +680,7 @@ fn mount_rbind_contained(src: &CStr, dst: &CStr, attrs: u32) -> Result<()> {
         | OpenTreeFlags::OPEN_TREE_CLOEXEC;
     let tree = rustix::mount::open_tree(&source, c"", flags).during(Syscall::OpenTree)?;
     drop(source);
-    if attrs != 0 {
-        sys::mount_setattr_recursive(rustix::fd::AsFd::as_fd(&tree), attrs).during(Syscall::MountSetattr)?;
-    }
-    rustix::mount::move_mount(&tree, c"", CWD, dst, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH).during(Syscall::MoveMount)
+    attach(&tree, dst, attrs)
 }
 
 fn tmp_or_dir_mode(path: &[u8]) -> u32 {

@@ -92,6 +92,7 @@ pub const BASE: &[&str] = &[
     "/dev",
 ];
 
+#[derive(Debug)]
 pub struct Run {
     pub status: i32,
     pub stdout: String,

@@ -32,11 +32,12 @@ deb_index() {
 	echo "$out"
 }
 
-# deb_field SUITE ARCH PACKAGE FIELD: one field of the package's stanza.
+# deb_field SUITE ARCH PACKAGE FIELD: one field of the package's stanza (the name is matched as a
+# string: kernel package names hold '+').
 deb_field() {
 	local index
 	index=$(deb_index "$1" "$2") || return 1
-	{ xz -dc "$index" 2>/dev/null || true; } | awk -v RS= -v pkg="$3" '$0 ~ "(^|\n)Package: " pkg "\n" { print; exit }' |
+	{ xz -dc "$index" 2>/dev/null || true; } | awk -v RS= -v want="Package: $3\n" 'index($0 "\n", want) == 1 || index($0 "\n", "\n" want) { print; exit }' |
 		sed -n "s/^$4: //p" | head -n 1
 }
 
