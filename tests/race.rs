@@ -157,7 +157,7 @@ fn swapper(root: PathBuf, forms: Vec<String>, stop: Arc<AtomicBool>) -> std::thr
         while !stop.load(Ordering::Relaxed) {
             rustix::fs::renameat_with(&dir, "sw", &dir, "alt", RenameFlags::EXCHANGE).unwrap();
             swaps += 1;
-            if swaps % SWAPS_PER_FORM == 0 {
+            if swaps.is_multiple_of(SWAPS_PER_FORM) {
                 // The link is at `sw` after an odd number of exchanges.
                 let at = if swaps % 2 == 1 { "sw" } else { "alt" };
                 form = (form + 1) % forms.len();
