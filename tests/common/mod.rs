@@ -65,7 +65,8 @@ extern "C" fn say_skipped() {
     let suite = exe.rsplit_once('-').map_or(exe.as_str(), |(suite, _)| suite);
     let names: Vec<&str> = skipped.iter().map(|t| t.rsplit("::").next().unwrap_or(t)).collect();
     // Straight to fd 2, one write: the harness has already printed "test result: ok".
-    let line = format!("SKIP {suite}: {} tests skipped, they need root: {}\n", skipped.len(), names.join(" "));
+    let tests = if skipped.len() == 1 { "test" } else { "tests" };
+    let line = format!("SKIP {suite}: {} {tests} skipped, they need root: {}\n", skipped.len(), names.join(" "));
     let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
