@@ -3,15 +3,15 @@
 //! `renameat2(RENAME_EXCHANGE)`, its component `sw` between a real directory and a symlink whose
 //! target cycles through every form that could escape: `/oldroot/<host dir>`, the absolute host
 //! path, a path relative to the root's host location (`../canary`), a long `../` chain to the host
-//! path, and a long `../` chain to `oldroot/<host dir>`, and `/proc/self/root/oldroot/<host dir>`.
+//! path, a long `../` chain to `oldroot/<host dir>`, and `/proc/self/root/oldroot/<host dir>`.
 //! Meanwhile sandboxes start again and again, each with one operation whose destination runs
 //! through `sw`: `--dir`, `--write` (over an existing file), `--symlink`, `--tmpfs`, `--bind` of a
 //! directory and of a file, `--dev`, `--proc` and the overlay; as root, as nobody, and as nobody
 //! with `--become-root`.
 //!
 //! Checked from the host after every start: the canary directory the links aim at still holds
-//! exactly its one file with the same content and times, its own times are unchanged (nothing was
-//! made and removed there), and no mount names the scratch directory. Each case runs for
+//! exactly its one file with the same content and times, a second one stays empty, their own
+//! times are unchanged (nothing was made and removed there), and no mount names the scratch directory. Each case runs for
 //! [`CASE_TIME`] and prints its starts, swaps and exit statuses; a case that saw fewer than
 //! [`MIN_STARTS`] starts or [`MIN_SWAPS`] swaps fails (a race that never happened cannot pass), and
 //! so does one in which no start met the link: a start met it when it failed or when it made the
@@ -41,11 +41,11 @@ const SWAPS_PER_FORM: u64 = 7;
 
 const KEEP: &str = "canary-content-5d1c";
 
-/// The workspace: `root` (the build root, with `sw` and `alt`), `canary` (the host directory every
-/// link aims at, holding `keep`), `src` and `srcfile` (bind sources).
+/// The workspace: `root` (the build root, with `sw` and `alt`), `canary` and `empty` (the host
+/// directories the links aim at; `canary` holds `keep`), `src` and `srcfile` (bind sources).
 fn workspace(w: &Path) {
     let root = w.join("root");
-    for d in [root.join("usr"), root.join("sw"), w.join("canary"), w.join("src")] {
+    for d in [root.join("usr"), root.join("sw"), w.join("canary"), w.join("empty"), w.join("src")] {
         std::fs::create_dir_all(d).unwrap();
     }
     for (name, target) in [("bin", "usr/bin"), ("lib", "usr/lib"), ("lib64", "usr/lib64")] {
@@ -77,23 +77,30 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     all
 }
 
-/// Every form of link target that could leave the root for the host's canary directory.
+/// Every form of link target that could leave the root for a host canary directory: `canary`
+/// (holding `keep`) and `empty`.
 fn forms(w: &Path) -> Vec<String> {
-    let canary = w.join("canary").to_str().unwrap().to_string();
     let chain = "../".repeat(40);
-    vec![
-        format!("/oldroot{canary}"),
-        canary.clone(),
-        "../canary".to_string(),
-        format!("{chain}{}", &canary[1..]),
-        format!("{chain}oldroot{canary}"),
-        format!("/proc/self/root/oldroot{canary}"),
-    ]
+    let mut forms = Vec::new();
+    for name in ["canary", "empty"] {
+        let canary = w.join(name).to_str().unwrap().to_string();
+        forms.extend([
+            format!("/oldroot{canary}"),
+            canary.clone(),
+            format!("../{name}"),
+            format!("{chain}{}", &canary[1..]),
+            format!("{chain}oldroot{canary}"),
+            format!("/proc/self/root/oldroot{canary}"),
+        ]);
+    }
+    forms
 }
 
-/// What the host must still look like; the canary's state is taken once before the case.
+/// What the host must still look like; the canaries' state is taken once before the case.
 #[derive(PartialEq, Debug)]
 struct Canary {
+    empty: Vec<String>,
+    empty_times: (i64, i64, i64, i64),
     entries: Vec<String>,
     dir_times: (i64, i64, i64, i64),
     keep: String,
@@ -106,7 +113,14 @@ fn canary(w: &Path) -> Canary {
         std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     entries.sort();
     let times = |m: std::fs::Metadata| (m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec());
+    let mut empty: Vec<String> = std::fs::read_dir(w.join("empty"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    empty.sort();
     Canary {
+        empty,
+        empty_times: times(std::fs::symlink_metadata(w.join("empty")).unwrap()),
         entries,
         dir_times: times(std::fs::symlink_metadata(&dir).unwrap()),
         keep: std::fs::read_to_string(dir.join("keep")).unwrap_or_else(|e| format!("<{e}>")),
@@ -220,6 +234,7 @@ fn case(way: As, name: &str, op_index: usize) -> String {
 
     let before = canary(w);
     assert_eq!(before.entries, ["keep"]);
+    assert!(before.empty.is_empty());
     let stop = Arc::new(AtomicBool::new(false));
     let swaps_thread = swapper(w.join("root"), forms(w), stop.clone());
     let starts = AtomicU64::new(0);

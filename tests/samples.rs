@@ -230,10 +230,14 @@ fn run_sample(args: &[Vec<u8>], command: bool, nobody: bool) -> Outcome {
     }
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
     let fd = std::os::fd::AsRawFd::as_raw_fd(&w);
-    // SAFETY: between fork and exec only dup2, which is async-signal-safe; the pipe's write end
-    // stays open in the parent until after the spawn.
+    // SAFETY: between fork and exec only dup2 and fcntl, which are async-signal-safe; the pipe's
+    // write end stays open in the parent until after the spawn.
     unsafe {
-        cmd.pre_exec(move || if libc::dup2(fd, 3) < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) });
+        cmd.pre_exec(move || {
+            // dup2 onto itself would keep the close-on-exec flag (the pipe may be fd 3 already).
+            let r = if fd == 3 { libc::fcntl(3, libc::F_SETFD, 0) } else { libc::dup2(fd, 3) };
+            if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+        });
     }
     let child = cmd.spawn().expect("spawn");
     drop(w);
@@ -311,10 +315,14 @@ fn battery(tag: &str, nobody: bool) {
             _ => panic!("{what}: neither the command's own status nor a one-line error (ran: {})", o.ran),
         };
         *counts.entry(kind.into()).or_default() += 1;
+        // Mounts that appeared meanwhile on one of the sample's paths or below the scratch
+        // directory (the host's other mounts may change under other tests).
         let scratch = s.path().to_str().unwrap();
+        let named: std::collections::BTreeSet<String> =
+            args.iter().map(|a| String::from_utf8_lossy(a).into_owned()).filter(|a| a.starts_with('/')).collect();
         let leaked: Vec<_> = mount_lines()
             .difference(&mounts_before)
-            .filter(|l| l.contains(scratch) || l.contains(" /x"))
+            .filter(|l| l.split(' ').nth(4).is_some_and(|m| m.starts_with(scratch) || named.contains(m)))
             .cloned()
             .collect();
         assert!(leaked.is_empty(), "{what}: left mounts on the host: {leaked:?}");
