@@ -49,8 +49,23 @@ fn foreign() -> Option<Foreign> {
         eprintln!("binfmt: skipped, no busybox-static:{debian_arch} (and so no {machine} binary to run)");
         return None;
     }
-    let busybox = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let cached = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    // The cache is in the checkout, which nobody may not reach (a clone in a 0700 home): stage a
+    // world-readable copy beside the binary's, as binary() does.
+    let busybox = stage(Path::new(&cached), &format!("busybox-{debian_arch}"));
     Some(Foreign { machine, rule_name, rule_file, busybox })
+}
+
+/// Copies `file` (mode 755) into the world-readable directory that holds the binary under test.
+fn stage(file: &Path, name: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = binary().parent().unwrap().to_path_buf();
+    let staging = dir.join(format!(".{name}.{}", std::process::id()));
+    std::fs::copy(file, &staging).unwrap_or_else(|e| panic!("copy {}: {e}", file.display()));
+    std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let target = dir.join(name);
+    std::fs::rename(&staging, &target).unwrap();
+    target.to_str().unwrap().to_string()
 }
 
 /// A root directory holding only the foreign busybox (and an empty /x for hand-shakes).

@@ -12,6 +12,7 @@ const PROBE: &str = "tr -s ' ' < /proc/self/uid_map; grep ^CapEff /proc/self/sta
 
 #[test]
 fn map_foreign_as_root_is_nothing_to_do() {
+    needs_root!();
     let plain = run(&refs(&sh(&[], PROBE)));
     let foreign = run(&refs(&sh(&["--map-foreign", "--map-delegate", "0"], PROBE)));
     assert_eq!(foreign.ok(), plain.ok());
@@ -50,6 +51,7 @@ fn refused(nobody: bool, setpriv: &[&str], args: &[&str]) -> String {
 
 #[test]
 fn map_foreign_unprivileged_needs_nsresourced() {
+    needs_root!();
     let e = refused(true, &[], &["--map-foreign"]);
     assert!(e.starts_with("mkosi-sandbox: --map-foreign: needs systemd-nsresourced"), "{e}");
     let e = refused(true, &[], &["--become-root", "--map-foreign"]);
@@ -58,6 +60,7 @@ fn map_foreign_unprivileged_needs_nsresourced() {
 
 #[test]
 fn map_foreign_as_root_without_cap_chown_needs_nsresourced() {
+    needs_root!();
     let e = refused(false, &["--bounding-set=-chown", "--inh-caps=-chown"], &["--map-foreign"]);
     assert!(e.starts_with("mkosi-sandbox: --map-foreign: needs systemd-nsresourced"), "{e}");
     // The same root without --map-foreign is fine: the refusal is the option's, not the caps'.
@@ -73,6 +76,7 @@ fn map_foreign_as_root_without_cap_chown_needs_nsresourced() {
 
 #[test]
 fn foreign_binds_and_delegation_name_the_services() {
+    needs_root!();
     for nobody in [false, true] {
         let e = refused(nobody, &[], &["--bind-foreign", "/usr", "/mnt"]);
         assert_eq!(
@@ -88,7 +92,14 @@ fn foreign_binds_and_delegation_name_the_services() {
 
 #[test]
 fn help_documents_the_foreign_options() {
-    let out = run(&["--help"]);
+    // Needs no root: --help is answered before anything else.
+    let out = Command::new(binary()).arg("--help").stdin(Stdio::null()).output().expect("spawn");
+    let out = Run {
+        status: out.status.code().unwrap_or(-1),
+        stdout: String::new(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    };
+    assert_eq!(out.status, 0, "{}", out.stderr);
     for option in ["--map-foreign", "--map-delegate N", "--bind-foreign SRC DST", "--ro-bind-foreign SRC DST"] {
         assert!(out.stderr.contains(option), "{option} missing from --help");
     }

@@ -149,9 +149,10 @@ class Runner:
         proc.wait()
         results, current = [], None
         for line in out.splitlines():
-            m = re.match(r"RESULT (\d+) (PASS|FAIL) (\d+) (\d+)", line)
+            m = re.match(r"RESULT (\d+) (PASS|FAIL|NOTCOMPARED) (\d+) (\d+)", line)
             if m:
-                current = [m.group(2) == "PASS", []]
+                # None: not compared (a shell inside could not fork; the batch says why).
+                current = [{"PASS": True, "FAIL": False}.get(m.group(2)), []]
                 results.append(current)
                 self.statuses[m.group(3)] = self.statuses.get(m.group(3), 0) + 1
             elif current is not None and line.startswith("| "):
@@ -166,16 +167,16 @@ def minimise(runner, user, groups):
     at once (in parallel), then all the ones that kept it together, else the first of them."""
     while len(groups) > 1:
         candidates = [(user, groups[:i] + groups[i + 1:]) for i in range(len(groups))]
-        keep = [i for i, (passed, _) in enumerate(runner.run(candidates)) if not passed]
+        keep = [i for i, (passed, _) in enumerate(runner.run(candidates)) if passed is False]
         if not keep:
             break
         together = [g for i, g in enumerate(groups) if i not in keep]
-        if len(keep) > 1 and together and not runner.run([(user, together)])[0][0]:
+        if len(keep) > 1 and together and runner.run([(user, together)])[0][0] is False:
             groups = together
         else:
             groups = candidates[keep[0]][1]
     # --become-root may be what matters; so may the user: try root for nobody.
-    if user == "nobody" and not runner.run([("root", groups)])[0][0]:
+    if user == "nobody" and runner.run([("root", groups)])[0][0] is False:
         user = "root"
     return user, groups
 
@@ -249,7 +250,7 @@ def main():
     originals = [("25.3", original.stdout.strip(), False)]
 
     rng = random.Random(args.seed)
-    counts = {"cases": 0, "passed": 0, "accepted": 0, "failed": 0}
+    counts = {"cases": 0, "passed": 0, "accepted": 0, "failed": 0, "not compared": 0}
     per_deviation = {}
     failures = []
     per_original = args.cases // len(originals)
@@ -264,6 +265,10 @@ def main():
                 counts["cases"] += 1
                 if passed:
                     counts["passed"] += 1
+                    continue
+                if passed is None:
+                    counts["not compared"] += 1
+                    print(f"NOT COMPARED: {show(user, groups)}: {' '.join(diff)}", flush=True)
                     continue
                 m_user, m_groups = minimise(runner, user, groups)
                 why = next((name for name, pred in accepted.items() if pred(m_user, m_groups)), None)
@@ -281,7 +286,8 @@ def main():
             print(f"fuzz: {counts['cases']} cases so far ({version}): {counts}, "
                   f"original's exit statuses {runner.statuses}", flush=True)
     print(f"fuzz: seed {args.seed}: {counts['cases']} cases, {counts['passed']} identical, "
-          f"{counts['accepted']} accepted deviations {per_deviation}, {counts['failed']} divergences")
+          f"{counts['accepted']} accepted deviations {per_deviation}, {counts['failed']} divergences, "
+          f"{counts['not compared']} not compared")
     sys.exit(1 if failures else 0)
 
 

@@ -36,30 +36,49 @@ pub fn binary() -> PathBuf {
 }
 
 /// Whether the end-to-end tests can run here: they make namespaces and mounts as root, and switch
-/// to nobody themselves. Otherwise says so once per suite, on one line, for [`needs_root!`].
+/// to nobody themselves. Otherwise [`needs_root!`] counts the test as skipped.
 pub fn is_root() -> bool {
-    use std::io::Write;
-    static SAID: std::sync::Once = std::sync::Once::new();
-    let root = rustix::process::geteuid().is_root();
-    if !root {
-        // Straight to fd 2: the test harness captures eprintln!() of passing tests.
-        SAID.call_once(|| {
-            // The test binary is named <suite>-<hash>.
-            let exe =
-                std::env::current_exe().ok().and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()));
-            let exe = exe.unwrap_or_default();
-            let suite = exe.rsplit_once('-').map_or(exe.as_str(), |(suite, _)| suite);
-            let _ = writeln!(std::io::stderr(), "{suite}: skipped, needs root");
-        });
-    }
-    root
+    rustix::process::geteuid().is_root()
 }
 
-/// Returns from the calling test unless running as root (see [`is_root`]).
+static SKIPPED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Notes that `test` did not run (it needs root). When the suite's process exits, one line says
+/// how many of its tests were skipped and which: the harness itself counts them as passed.
+pub fn skipped(test: &str) {
+    static AT_EXIT: std::sync::Once = std::sync::Once::new();
+    SKIPPED.lock().unwrap_or_else(|e| e.into_inner()).push(test.to_string());
+    AT_EXIT.call_once(|| {
+        // SAFETY: registers a plain `extern "C" fn()` that takes no arguments and only reads a
+        // static; libc runs it once, from exit(), after the harness has printed its summary.
+        let registered = unsafe { libc::atexit(say_skipped) };
+        assert_eq!(registered, 0, "atexit");
+    });
+}
+
+extern "C" fn say_skipped() {
+    use std::io::Write;
+    let skipped = SKIPPED.lock().unwrap_or_else(|e| e.into_inner());
+    // The test binary is named <suite>-<hash>.
+    let exe = std::env::current_exe().ok().and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()));
+    let exe = exe.unwrap_or_default();
+    let suite = exe.rsplit_once('-').map_or(exe.as_str(), |(suite, _)| suite);
+    let names: Vec<&str> = skipped.iter().map(|t| t.rsplit("::").next().unwrap_or(t)).collect();
+    // Straight to fd 2, one write: the harness has already printed "test result: ok".
+    let tests = if skipped.len() == 1 { "test" } else { "tests" };
+    let line = format!("SKIP {suite}: {} {tests} skipped, they need root: {}\n", skipped.len(), names.join(" "));
+    let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
+/// Returns from the calling test unless running as root (see [`is_root`]), counting it as
+/// skipped ([`skipped`]).
 #[macro_export]
 macro_rules! needs_root {
     () => {
         if !common::is_root() {
+            fn here() {}
+            let name = std::any::type_name_of_val(&here);
+            common::skipped(name.strip_suffix("::here").unwrap_or(name));
             return;
         }
     };
