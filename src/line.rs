@@ -42,18 +42,16 @@ impl Line {
         if value.len() <= VALUE_WHOLE {
             return self.push_escaped(value);
         }
-        // Cut between characters: back over UTF-8 continuation bytes (at most three).
-        let boundary = |mut at: usize, step_back: bool| {
-            for _ in 0..3 {
-                if value.get(at).is_none_or(|&b| b & 0xc0 != 0x80) {
-                    break;
-                }
-                at = if step_back { at - 1 } else { at + 1 };
-            }
-            at
-        };
-        let head = boundary(VALUE_PART, true);
-        let tail = boundary(value.len() - VALUE_PART, false);
+        // Cut between characters: past UTF-8 continuation bytes (at most three).
+        let continues = |at: usize| value.get(at).is_some_and(|&b| b & 0xc0 == 0x80);
+        let mut head = VALUE_PART;
+        while head > VALUE_PART - 3 && continues(head) {
+            head -= 1;
+        }
+        let mut tail = value.len() - VALUE_PART;
+        while tail < value.len() - VALUE_PART + 3 && continues(tail) {
+            tail += 1;
+        }
         self.push_escaped(&value[..head]);
         self.push("…".as_bytes());
         self.push_escaped(&value[tail..]);
@@ -62,18 +60,15 @@ impl Line {
     fn push_escaped(&mut self, value: &[u8]) {
         let mut rest = value;
         while let [first, ..] = *rest {
-            let Some((code, len)) = decode(rest) else {
-                // Not UTF-8: the byte.
-                self.push_hex(b"\\x", u32::from(first), 2);
-                rest = &rest[1..];
-                continue;
-            };
+            // A byte that is not UTF-8 becomes U+DC80..U+DCFF, as Python's surrogateescape has it.
+            let (code, len) = decode(rest).unwrap_or((0xdc00 | u32::from(first), 1));
             match code {
                 0x0a => self.push(b"\\n"),
                 0x0d => self.push(b"\\r"),
                 0x09 => self.push(b"\\t"),
-                // C0, DEL and C1 controls; the Unicode line and paragraph separators.
-                0..0x20 | 0x7f..0xa0 => self.push_hex(b"\\x", code, 2),
+                // C0, DEL and C1 controls; bytes that are not UTF-8; the Unicode line and
+                // paragraph separators.
+                0..0x20 | 0x7f..0xa0 | 0xdc80..0xdd00 => self.push_hex(b"\\x", code & 0xff, 2),
                 0x2028 | 0x2029 => self.push_hex(b"\\u", code, 4),
                 _ => self.push(&rest[..len]),
             }
