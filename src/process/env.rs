@@ -180,11 +180,23 @@ mod tests {
         let (mut env, mut bump) = env_of(ODD);
         edits(&mut env, &mut bump, &[], &["A"]).unwrap();
         assert_eq!(list(&env), [&b"TERM"[..], b"=x", b"B=\xff\xfe", b"PATH=/usr/bin:/bin", b"==y", b""]);
-        for name in ["TERM", "A=1", "NOPE"] {
+        for name in ["TERM", "A=1", "=y", "NOPE"] {
             let (mut env, mut bump) = env_of(ODD);
             edits(&mut env, &mut bump, &[], &[name]).unwrap();
             assert_eq!(list(&env), ODD, "--unsetenv {name} changes nothing");
         }
+    }
+
+    #[test]
+    fn a_name_is_what_comes_before_the_first_eq() {
+        // `A=1=` is A, set to `1=`: --unsetenv A=1 leaves it (glibc's unsetenv("A=1") alone
+        // would drop it; the original asks `os.environ` first), --unsetenv A drops it.
+        let (mut env, mut bump) = env_of(&[b"A=1=", b"B=2"]);
+        edits(&mut env, &mut bump, &[], &["A=1"]).unwrap();
+        assert_eq!(list(&env), [&b"A=1="[..], b"B=2"]);
+        assert_eq!(env.get(b"A"), Some(&b"1="[..]));
+        edits(&mut env, &mut bump, &[], &["A"]).unwrap();
+        assert_eq!(list(&env), [&b"B=2"[..]]);
     }
 
     #[test]
