@@ -17,7 +17,7 @@
 //! `make check` runs [`CHECK_CASES`] cases per property from a fixed seed; `make proptest` sets
 //! `PROPTEST_CASES` and `PROPTEST_RNG_SEED` (proptest's own variables) for a longer run.
 //! `--pack-fds` is parsed but not run here: it would take over the test harness's descriptors
-//! (tests/descriptors.rs runs it for real).
+//! (the end-to-end suites run it for real).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
