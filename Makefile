@@ -19,7 +19,7 @@ DIST_EPOCH = $(or $(SOURCE_DATE_EPOCH),$(shell git log -1 --format=%ct 2>/dev/nu
 # Installs what a suite needs (tests/prereqs.list) or prints one SKIP line, then runs it.
 SUITE   := tests/prereqs.sh
 
-.PHONY: all build aarch64 targets check test unit e2e cross-smoke differential fuzz fuzz-short \
+.PHONY: all build aarch64 targets check test unit e2e cross-smoke differential fuzz fuzz-short proptest \
 	initramfs test-mkosi demo bench bench-mkosi clean initramfs-aarch64 install-test reproducible \
 	where-it-runs \
 	install uninstall dist
@@ -51,6 +51,20 @@ check:
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --document-private-items
 	$(CARGO) test --lib
 	bash tests/layers.sh
+
+# Property tests (src/proptests.rs): parse → plan → prepare in-process over generated argv and
+# environments. `make check` runs 100 cases per property from a fixed seed; this runs
+# PROPTEST_CASES per property from PROPTEST_RNG_SEED (default: the time, printed), one property at
+# a time, bounded in time and memory (each case leaks its inputs: the stages take them 'static).
+PROPTEST_CASES ?= 5000
+ifndef PROPTEST_RNG_SEED
+PROPTEST_RNG_SEED := $(shell date +%s)
+endif
+proptest:
+	$(CARGO) test --lib --no-run
+	@echo "proptest: $(PROPTEST_CASES) cases per property, seed $(PROPTEST_RNG_SEED)"
+	ulimit -v 4194304 && PROPTEST_CASES=$(PROPTEST_CASES) PROPTEST_RNG_SEED=$(PROPTEST_RNG_SEED) \
+		timeout 1200 $(CARGO) test --lib proptests -- --test-threads=1
 
 # End-to-end tests run the static binary for real (root, and nobody via setpriv).
 e2e: build

@@ -153,6 +153,11 @@ impl<const N: usize> Bytes<N> {
     pub(crate) fn clear(&mut self) {
         self.len = 0;
     }
+
+    /// Drops the last byte.
+    pub(crate) fn pop(&mut self) {
+        self.len = self.len.saturating_sub(1);
+    }
 }
 
 impl<const N: usize> Default for Bytes<N> {

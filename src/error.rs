@@ -288,7 +288,7 @@ impl Error {
             if any {
                 out.push(b" ");
             }
-            out.push(arg.to_bytes());
+            out.push_value(arg.to_bytes());
             any = true;
         }
         if any {
@@ -317,7 +317,7 @@ impl Error {
             Cause::PathTooLong => out.push(strerror(Errno::NAMETOOLONG).as_bytes()),
             Cause::SourceMissing => out.push(strerror(Errno::NOENT).as_bytes()),
             Cause::Invalid(why) => out.push(why.as_bytes()),
-            Cause::Report(text) => out.push(text.to_bytes()),
+            Cause::Report(text) => out.push_value(text.to_bytes()),
             Cause::Capacity { what, max } => {
                 out.push(b"too many ");
                 out.push(what.text().as_bytes());
@@ -326,7 +326,7 @@ impl Error {
                 out.push(b")");
             }
         }
-        out.push(b"\n");
+        out.end_line();
     }
 }
 
@@ -561,6 +561,31 @@ mod tests {
             text(full.overflow(Limit::Lowerdirs).unwrap_err()),
             "mkosi-sandbox: too many --overlay-lowerdir entries (max 1024)\n"
         );
+    }
+
+    #[test]
+    fn any_bytes_in_the_arguments_give_one_line() {
+        let e = Error::new(Cause::SourceMissing).for_option("--ro-bind", Some(c"3"), Some(c"/a\nb"));
+        assert_eq!(text(e), "mkosi-sandbox: --ro-bind 3 /a\\nb: No such file or directory\n");
+        // pmbootstrap's passwd: the data escaped and shortened, once.
+        let passwd = "root:x:0:0:root:/root:/bin/sh\npmos:x:10000:10000::/home/pmos:/bin/sh\n".repeat(20);
+        let data = std::ffi::CString::new(passwd).unwrap();
+        let e = Error::sys(Syscall::Open, Errno::ROFS).for_option(
+            "--write",
+            Some(Box::leak(data.into_boxed_c_str())),
+            Some(c"/etc/passwd"),
+        );
+        let line = text(e);
+        assert_eq!(line.matches('\n').count(), 1, "{line}");
+        assert!(line.starts_with("mkosi-sandbox: --write root:x:0:0:root:/root:/bin/sh\\npmos:x:10000"), "{line}");
+        assert!(line.ends_with("/home/pmos:/bin/sh\\n /etc/passwd: Read-only file system\n"), "{line}");
+        assert!(line.len() < 300, "{line}");
+        // The command, an unknown option, another program's words.
+        let e = Error::new(Cause::Invalid("unrecognized option")).for_argument(c"--x\x1b[2J\r");
+        assert_eq!(text(e), "mkosi-sandbox: --x\\x1b[2J\\r: unrecognized option\n");
+        let e =
+            Error::new(Cause::Report(c"newuidmap: bad\nrange\t(exit status 1)")).for_option("--map-users", None, None);
+        assert_eq!(text(e), "mkosi-sandbox: --map-users: newuidmap: bad\\nrange\\t(exit status 1)\n");
     }
 
     #[test]

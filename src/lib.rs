@@ -37,7 +37,15 @@
 //! 11. [`namespaces`], [`pidns`]: leaving the caller's namespaces; the PID namespace's init and
 //!     `--die-with-parent`
 //! 12. [`mounts`]: the sandbox's filesystem
-//! 13. this file: [`run`] and its stages, [`Storage`]
+//! 13. this file and its [`proptests`](self#property-tests) (tests only): [`run`] and its stages,
+//!     [`Storage`]; property tests of the stages before the namespaces
+//!
+//! # Property tests
+//!
+//! `proptests` (a test-only module) runs generated command lines and environments through
+//! [`cli::parse`], [`Environment::inherit`] and `prepare` (the plan, the environment's edits,
+//! [`process::prepare`]) as [`enter`] does: no panic, a plan or a one-line error, capacities
+//! refused cleanly, the same result for the same input.
 //!
 //! `unsafe` is denied everywhere but at the boundaries: [`sys`] (raw syscalls, argv/environ
 //! pointers, inherited descriptors, processes sharing memory), [`containers`] (uninitialised
@@ -64,6 +72,8 @@ mod path;
 mod pidns;
 mod plan;
 mod process;
+#[cfg(test)]
+mod proptests;
 mod report;
 mod request;
 pub mod seccomp;
@@ -216,14 +226,32 @@ pub(crate) fn enter<'s>(
     let settings = &request.settings;
     // Before the set-up, so that a caller dying during it is noticed (`pidns::die_with`).
     let parent = pidns::parent(settings.die_with_parent);
-    let plan = plan::plan(request, stages.plan, &mut bump)?;
-    env.apply_edits(&mut bump, request.setenv, request.unsetenv)?;
-    let prepared = process::prepare(settings, &plan, &mut env, stages.fds, inherited, &mut bump)?;
+    let (plan, prepared) = prepare(request, settings, &mut env, stages.plan, stages.fds, inherited, &mut bump)?;
     let floor = namespaces::enter(request, stages.namespaces, stages.binfmt, single_threaded, &mut bump)?;
     if let Some(parent) = parent {
         pidns::die_with(parent)?;
     }
     Ok(Entered { settings, plan, env, prepared, floor, mounts: stages.mounts, exec: stages.exec, bump, command })
+}
+
+/// The stages between the command line and the namespaces: the plan, the environment's edits
+/// and what must be learnt in the caller's namespaces. They need no privilege and change nothing
+/// outside this process but, with `settings.pack_fds`, its descriptors: the property tests
+/// (`proptests`) run them for every generated input, as [`enter`] does.
+#[inline(always)]
+fn prepare<'s>(
+    request: &'s Request<'s>,
+    settings: &Settings,
+    env: &mut Environment<'s>,
+    plan: &'s mut plan::Storage,
+    fds: &mut process::fds::Storage,
+    inherited: sys::InheritedFds,
+    bump: &mut Bump<'static>,
+) -> error::Result<(Plan<'s>, Prepared)> {
+    let plan = plan::plan(request, plan, bump)?;
+    env.apply_edits(bump, request.setenv, request.unsetenv)?;
+    let prepared = process::prepare(settings, &plan, env, fds, inherited, bump)?;
+    Ok((plan, prepared))
 }
 
 impl Entered<'_> {

@@ -71,9 +71,9 @@ impl Op {
         out.push(self.option().as_bytes());
         for arg in [self.given, Some(self.dst)].into_iter().flatten() {
             out.push(b" ");
-            out.push(arg.to_bytes());
+            out.push_value(arg.to_bytes());
         }
-        out.push(b"\n");
+        out.end_line();
     }
 
     /// Attaches this operation as the subject of an error.

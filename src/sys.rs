@@ -204,6 +204,13 @@ impl InheritedFds {
         rustix::io::fcntl_getfd(borrowed).map(|flags| flags.contains(rustix::io::FdFlags::CLOEXEC))
     }
 
+    /// A token for tests that run the stages in the test process without `--pack-fds`
+    /// (`proptests`): there it is never spent, so no descriptor of the test harness is touched.
+    #[cfg(test)]
+    pub(crate) fn unspent_in_tests() -> Self {
+        Self(())
+    }
+
     /// Closes inherited descriptor `fd`.
     pub(crate) fn close(&self, fd: i32) {
         // SAFETY: by the token's contract no handle owns `fd` (from 3 up, inherited), so closing

@@ -83,6 +83,23 @@ fn failing_syscalls_name_the_operation() {
 }
 
 #[test]
+fn any_bytes_in_the_arguments_give_one_line() {
+    needs_root!();
+    // Control characters escaped as Python's repr() shows them, bytes that are not UTF-8 as \xNN.
+    assert_eq!(refused(&["--ro-bind", "3", "/a\nb"]), "mkosi-sandbox: --ro-bind 3 /a\\nb: No such file or directory\n");
+    assert_eq!(
+        refused(&["--dir", "x\ty\x1b[2J"]),
+        "mkosi-sandbox: --dir x\\ty\\x1b[2J: destination is not an absolute path\n"
+    );
+    // pmbootstrap's passwd into a read-only /usr: the data once, escaped, its middle left out.
+    let passwd = "root:x:0:0:root:/root:/bin/sh\n".repeat(4) + &"pmos:x:10000:10000::/home/pmos:/bin/sh\n".repeat(6);
+    let e = refused(&["--write", &passwd, "/usr/passwd"]);
+    assert!(e.starts_with("mkosi-sandbox: --write root:x:0:0:root:/root:/bin/sh\\nroot:x:0:0:root:"), "{e}");
+    assert!(e.contains("…") && e.ends_with("/home/pmos:/bin/sh\\n /usr/passwd: Read-only file system\n"), "{e}");
+    assert!(e.len() < 300, "{e}");
+}
+
+#[test]
 fn over_full_arena_is_a_clean_error() {
     needs_root!();
     let mut args: Vec<String> = Vec::new();
