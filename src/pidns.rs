@@ -153,6 +153,79 @@ pub(crate) fn start<T: Send>(
     unshare_pid(Error::sys(Syscall::Clone, errno))
 }
 
+/// `--unshare-pid` for an in-process caller (the library), which goes on inside the sandbox when
+/// the stages return. The process tree is
+///
+/// ```text
+/// caller's process (waits, forwards signals, exits with the status of the init)
+///   └── init (PID 1: reaps orphans, forwards signals, exits with the status of the process below)
+///         └── the caller's process in the namespace (PID 2 as it sees itself): returns Ok
+/// ```
+///
+/// Both are real forks made with `fork` (the C library's, see [`sys::ForkFn`]), not processes
+/// sharing memory as in [`start`]: the process that returns goes on in the caller's own frames,
+/// so it needs its own copy of them. The caller's process and the init never return: they wait
+/// as the binary's sandbox process and init do (the same loops, the same signals forwarded) and
+/// end with `exit_group()`, so no `atexit` handler runs and no stdio buffer is flushed there
+/// (the process that returns holds copies of those buffers). The returning process gets the
+/// caller's signal mask and SIGCHLD disposition back. Returns an error in the caller's process
+/// when the init cannot be forked (no other process exists then), or in the init when the last
+/// fork fails (the error then reaches the caller as PID 1 of the namespace). Refused when the
+/// process may have other threads: a process-directed SIGCHLD could be taken by one of them, and
+/// the wait would never end.
+pub(crate) fn split_returning(one_thread: Option<SingleThreaded>, fork: sys::ForkFn) -> Result<()> {
+    if one_thread.is_none() {
+        return Err(unshare_pid(Error::invalid(Refusal::Threads)));
+    }
+    let mask = supervise::block(&WAITED).during(Syscall::RtSigprocmask).map_err(unshare_pid)?;
+    let saved = Saved { mask, chld: sys::default_sigchld() };
+    let restore = |result: Result<()>| -> Result<()> {
+        if saved.chld.ignored() {
+            sys::restore_sigchld(&saved.chld);
+        }
+        let restored = supervise::set_mask(&saved.mask).during(Syscall::RtSigprocmask).map_err(unshare_pid);
+        result.and(restored)
+    };
+    let caller =
+        match rustix::process::pidfd_open(rustix::process::getpid(), PidfdFlags::empty()).during(Syscall::PidfdOpen) {
+            Ok(fd) => fd,
+            Err(e) => return restore(Err(unshare_pid(e))),
+        };
+    match fork().during(Syscall::Fork) {
+        Err(e) => restore(Err(unshare_pid(e))),
+        Ok(Some(init)) => sandbox_waits(init, ()),
+        Ok(None) => {
+            let dies = init_dies_with(caller.as_fd());
+            drop(caller);
+            if let Err(e) = dies {
+                return restore(Err(e));
+            }
+            match fork().during(Syscall::Fork) {
+                Err(e) => restore(Err(unshare_pid(e))),
+                Ok(Some(child)) => init_waits(child, ()),
+                Ok(None) => restore(Ok(())),
+            }
+        }
+    }
+}
+
+/// Why [`split_returning`] refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    Threads,
+}
+
+impl crate::error::Reason for Refusal {
+    fn text(self) -> &'static str {
+        match self {
+            Refusal::Threads => {
+                "the calling process has more than one thread; its fork into the PID namespace needs a \
+                 single-threaded one"
+            }
+        }
+    }
+}
+
 /// The init dies with the sandbox process; if that died before the setting took, exit now.
 fn init_dies_with(sandbox: BorrowedFd<'_>) -> Result<()> {
     rustix::process::set_parent_process_death_signal(Some(Signal::KILL)).during(Syscall::Prctl).map_err(unshare_pid)?;
