@@ -121,8 +121,8 @@ dist: build aarch64
 
 # Real clients: mkosi 25.3 and 27.1 (Debian packages) build the same image with their own sandbox
 # and through this binary (contrib/mkosi/patch-mkosi); the images must be identical. Network, root.
-test-mkosi: build
-	$(SUITE) test-mkosi -- bash tests/mkosi.sh $(BIN)
+test-mkosi: build lib
+	$(SUITE) test-mkosi -- bash tests/mkosi.sh $(BIN) $(abspath target/lib/python)
 
 # A read-only /usr, /dev, /proc, mapped to root: what the sandbox looks like from inside.
 demo: build

@@ -24,7 +24,6 @@ from collections.abc import Sequence
 __all__ = ["enter", "library_path"]
 
 _MESSAGE = 8192
-_lib = None
 
 
 def library_path() -> str:
@@ -34,24 +33,32 @@ def library_path() -> str:
     )
 
 
+def _load() -> ctypes.CDLL:
+    lib = ctypes.CDLL(library_path())
+    lib.mkosi_sandbox_enter.argtypes = (
+        ctypes.POINTER(ctypes.c_char_p),
+        ctypes.c_size_t,
+        ctypes.c_char_p,
+        ctypes.c_size_t,
+    )
+    lib.mkosi_sandbox_enter.restype = ctypes.c_int
+    return lib
+
+
+# Loaded at import, in the parent: a child that enters right after a fork (a preexec_fn, mkosi's
+# fork_and_wait()) then pays for no dlopen().
+_lib = _load()
+# The C library's `environ` itself (in_dll maps the object onto the variable: it reads its value).
+_environ = ctypes.POINTER(ctypes.c_char_p).in_dll(ctypes.CDLL(None), "environ")
+
+
 def _library() -> ctypes.CDLL:
-    global _lib
-    if _lib is None:
-        lib = ctypes.CDLL(library_path())
-        lib.mkosi_sandbox_enter.argtypes = (
-            ctypes.POINTER(ctypes.c_char_p),
-            ctypes.c_size_t,
-            ctypes.c_char_p,
-            ctypes.c_size_t,
-        )
-        lib.mkosi_sandbox_enter.restype = ctypes.c_int
-        _lib = lib
     return _lib
 
 
 def _sync_environ() -> None:
     """Make os.environ what the C environment now is (the library changed the latter)."""
-    cenv = ctypes.POINTER(ctypes.c_char_p).in_dll(ctypes.CDLL(None), "environ")
+    cenv = _environ
     now: dict[bytes, bytes] = {}
     i = 0
     while cenv and cenv[i] is not None:
@@ -67,7 +74,7 @@ def _sync_environ() -> None:
 
 def enter(options: Sequence[str]) -> None:
     """Enter the sandbox that ``options`` describe (no command) in this process."""
-    lib = _library()
+    lib = _lib
     args = [os.fsencode(o) for o in options]
     argv = (ctypes.c_char_p * (len(args) + 1))(*args, None)
     message = ctypes.create_string_buffer(_MESSAGE)
