@@ -177,6 +177,7 @@ bench-lib: build lib
 
 # The module finds the library through a link beside it.
 install-lib: lib
+	@test -n "$(PYTHONDIR)" || { echo "install: no python3 to ask where modules go: set PYTHONDIR"; exit 1; }
 	install -D -m 644 target/lib/libmkosi-sandbox.so $(DESTDIR)$(LIBDIR)/libmkosi-sandbox.so
 	install -D -m 644 ffi/include/mkosi-sandbox.h $(DESTDIR)$(INCLUDEDIR)/mkosi-sandbox.h
 	install -D -m 644 ffi/python/mkosi_sandbox/__init__.py $(DESTDIR)$(PYTHONDIR)/mkosi_sandbox/__init__.py

@@ -295,6 +295,9 @@ for user in both:
     compare("unknown-option", user, ["--frobnicate"], ["true"], errno=EINVAL)
     compare("relative-dst", user, ["--dir", "rel"], ["true"], errno=EINVAL)
     compare("chdir-missing", user, BASE + ["--chdir", "/nonexistent"], ["true"], errno=ENOENT)
+    # Raised in PID 2 of the namespace; the caller's process exits with its status.
+    compare("chdir-missing-unshare-pid", user, BASE + ["--unshare-pid", "--become-root", "--chdir", "/nonexistent"],
+            ["true"], errno=ENOENT)
 compare("bind-too-long", "root", BASE + ["--bind", "/" + "x" * 5000, "/long"], ["true"], errno=ENAMETOOLONG)
 for op, errno in ((["--dir", "/loop1"], EEXIST), (["--tmpfs", "/loop1"], EEXIST), (["--write", "x", "/loop1"], ELOOP),
                   (["--bind", "@S/data", "/loop1"], EEXIST)):
