@@ -191,7 +191,7 @@ pub fn enter_in_process(
     storage: &'static mut Storage,
     environment: impl FnOnce(&[&'static CStr]),
 ) -> Result<(), Error> {
-    let Storage { cli, plan, env, fds, namespaces, mounts, exec, binfmt, pidns: _, derived } = storage;
+    let Storage { cli, plan, env, fds, namespaces, mounts, exec, binfmt, pidns, derived } = storage;
     let bump = Bump::new(derived);
     let request = match cli::parse(args, cli)? {
         Parsed::Run(request) => request,
@@ -207,7 +207,7 @@ pub fn enter_in_process(
     let stages = Stages { plan, fds, namespaces, binfmt, mounts, exec };
     let mut sandbox = enter(&request, (command, argv), env, single_threaded, inherited, stages, bump)?;
     if request.settings.unshare_pid {
-        pidns::split_returning(single_threaded, fork)?;
+        pidns::split_returning(single_threaded, pidns, fork)?;
     }
     sandbox.build()?;
     environment(sandbox.env.entries());

@@ -26,15 +26,16 @@ extern "C" {
  * capabilities, filter and working directory in the calling thread only (Linux keeps them per
  * thread), the other threads stay outside.
  *
- * --unshare-pid forks (with fork(3)): the calling process and an init (PID 1) only wait; the
- * call returns in a third process, PID 2 of the new namespace. The calling process blocks
- * SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT and SIGCHLD, forwards the
- * first eight to the init, which forwards them to the returning process (signals that a
- * terminal sends to the whole process group are not forwarded again), and both end with
- * _exit()-like exit_group() and that process's status (128+N when killed by signal N): no
- * atexit handlers, no stdio flush there. The returning process gets the signal mask and SIGCHLD
- * disposition back; when it exits, the kernel kills the rest of the namespace, and when the
- * calling process dies (even by SIGKILL) the init and with it the namespace die too.
+ * --unshare-pid: the call returns in a new process, PID 2 of the new PID namespace, made with
+ * fork(3) (one fork of the caller's memory). The namespace's init (PID 1) runs in the calling
+ * process's memory on a stack of its own and only reaps orphans. The calling process never
+ * returns: it blocks SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT and
+ * SIGCHLD, forwards the first eight to the returning process (signals that a terminal sends to
+ * the whole process group are not forwarded again), and when that process exits it kills the
+ * init (and with it whatever is left in the namespace) and ends with an _exit()-like
+ * exit_group() and that status (128+N when killed by signal N): no atexit handlers, no stdio
+ * flush there. The returning process gets the signal mask and SIGCHLD disposition back; when
+ * the calling process dies (even by SIGKILL) the init and with it the namespace die too.
  *
  * Contract: the strings stay valid during the call; with --pack-fds the caller uses no
  * descriptor from 3 up afterwards (they are renumbered from 3); no thread is started meanwhile.

@@ -12,7 +12,8 @@ Pure Python over ctypes: the work is done by ``libmkosi-sandbox.so`` (the same s
 calling process; it raises ``OSError(errno, message)`` with the binary's one line. It can be
 called once per process (in a forked child, as mkosi's ``fork_and_wait()`` does). With
 ``--unshare-pid`` the process forks: this process waits and exits with the child's status, the
-child returns from ``enter()`` inside the new PID namespace (PID 2, under an init of its own).
+child returns from ``enter()`` inside the new PID namespace (PID 2, beside an init that reaps
+orphans).
 ``--setenv``, ``--unsetenv`` and ``--pack-fds``' variables reach ``os.environ`` as well as the C
 environment. A user namespace (or ``--unshare-pid``) needs a single-threaded process.
 """
