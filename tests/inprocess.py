@@ -254,6 +254,11 @@ cases = [
     ("suppress-chown", both, BASE + ["--tmpfs", "/tmp", "--suppress-chown", "--become-root"]),
     ("suppress-chown-sync", ["root"], BASE + ["--tmpfs", "/tmp", "--suppress-chown", "--suppress-sync"]),
     ("suppress-sync", both, BASE + ["--tmpfs", "/tmp", "--suppress-sync", "--become-root"]),
+    # Id ranges: the helper process writes the maps (root writes /proc/PID/*_map itself).
+    ("map-users", ["root"], BASE + ["--map-users", "1:100000:10", "--map-groups", "1:100000:10", "--become-root",
+                                    "--tmpfs", "/tmp"]),
+    ("map-users-unshare-pid", ["root"], BASE + ["--map-users", "1:100000:10", "--map-groups", "1:100000:10",
+                                                "--unshare-pid"]),
     # The PID namespace: the probe sees a fresh /proc.
     ("unshare-pid", both, BASE + ["--tmpfs", "/tmp", "--unshare-pid", "--become-root"]),
     ("unshare-pid-die-with-parent", ["root"], BASE + ["--unshare-pid", "--die-with-parent", "--setenv", "X", "y"]),

@@ -3,7 +3,7 @@
 
 Pure Python over ctypes: the work is done by ``libmkosi-sandbox.so`` (the same stages as the
 ``mkosi-sandbox`` binary, stopping before the exec), found beside this file or at
-``$MKOSI_SANDBOX_LIBRARY``.
+``$MKOSI_SANDBOX_LIBRARY``, and loaded at import (ImportError when it cannot be).
 
     import mkosi_sandbox
     mkosi_sandbox.enter(["--ro-bind", "/usr", "/usr", "--proc", "/proc", "--become-root"])
@@ -35,7 +35,11 @@ def library_path() -> str:
 
 
 def _load() -> ctypes.CDLL:
-    lib = ctypes.CDLL(library_path())
+    try:
+        lib = ctypes.CDLL(library_path())
+    except OSError as e:
+        # Not importable, then: callers that test for the module catch ImportError.
+        raise ImportError(f"mkosi_sandbox: cannot load {library_path()}: {e}") from e
     lib.mkosi_sandbox_enter.argtypes = (
         ctypes.POINTER(ctypes.c_char_p),
         ctypes.c_size_t,
