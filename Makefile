@@ -23,6 +23,7 @@ SUITE   := tests/prereqs.sh
 	initramfs test-mkosi demo bench bench-mkosi clean initramfs-aarch64 install-test reproducible \
 	where-it-runs \
 	install uninstall dist
+.PHONY: lib lib-aarch64 test-lib bench-lib install-lib uninstall-lib
 
 all: build
 
@@ -46,8 +47,9 @@ unit:
 # lints are in Cargo.toml), documentation, unit tests, and the module layering.
 check:
 	@$(SUITE) check
-	$(CARGO) fmt --check
+	$(CARGO) fmt --all --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy -p mkosi-sandbox-ffi -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --document-private-items
 	$(CARGO) test --lib
 	bash tests/layers.sh
@@ -117,12 +119,12 @@ install-test: build
 
 test: unit e2e cross-smoke differential fuzz-short initramfs initramfs-aarch64 install-test reproducible
 
-install: build
+install: build install-lib
 	install -D -m 755 $(BIN) $(DESTDIR)$(BINDIR)/mkosi-sandbox
 	install -D -m 644 doc/mkosi-sandbox.1 $(DESTDIR)$(MANDIR)/man1/mkosi-sandbox.1
 	install -D -m 644 completions/bash/mkosi-sandbox $(DESTDIR)$(BASHCOMPDIR)/mkosi-sandbox
 
-uninstall:
+uninstall: uninstall-lib
 	rm -f $(DESTDIR)$(BINDIR)/mkosi-sandbox $(DESTDIR)$(MANDIR)/man1/mkosi-sandbox.1 \
 		$(DESTDIR)$(BASHCOMPDIR)/mkosi-sandbox
 
@@ -133,8 +135,8 @@ dist: build aarch64
 
 # Real clients: mkosi 25.3 and 27.1 (Debian packages) build the same image with their own sandbox
 # and through this binary (contrib/mkosi/patch-mkosi); the images must be identical. Network, root.
-test-mkosi: build
-	$(SUITE) test-mkosi -- bash tests/mkosi.sh $(BIN)
+test-mkosi: build lib
+	$(SUITE) test-mkosi -- bash tests/mkosi.sh $(BIN) $(abspath target/lib/python)
 
 # A read-only /usr, /dev, /proc, mapped to root: what the sandbox looks like from inside.
 demo: build
@@ -149,6 +151,56 @@ bench: build
 # Those mkosi builds, interleaved: stock, stock without the package copy, through this binary.
 bench-mkosi: build
 	bash bench/mkosi.sh $(abspath $(BIN))
+
+# The library (ffi/: the binary's stages applied to the calling process, a C ABI) for the host's
+# glibc, its header, and the pure-Python module over it. target/lib/python on PYTHONPATH makes
+# `import mkosi_sandbox` work (the .so is beside the module); lib-aarch64 cross-builds it.
+LIB_TARGET ?= x86_64-unknown-linux-gnu
+LIB_ARM    := aarch64-unknown-linux-gnu
+LIB_SO     := target/$(LIB_TARGET)/release/libmkosi_sandbox_ffi.so
+LIB_ARM_SO := target/$(LIB_ARM)/release/libmkosi_sandbox_ffi.so
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PYTHON     ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || command -v python3)
+PYTHONDIR  ?= $(shell $(PYTHON) tools/pythondir.py $(PREFIX) 2>/dev/null)
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER ?= aarch64-linux-gnu-gcc
+
+lib:
+	@command -v rustup >/dev/null && { rustup target list --installed | grep -qx $(LIB_TARGET) || rustup target add $(LIB_TARGET); } || true
+	$(CARGO) build --release -p mkosi-sandbox-ffi --target $(LIB_TARGET)
+	rm -rf target/lib/python target/lib/include
+	mkdir -p target/lib/python/mkosi_sandbox target/lib/include
+	cp $(LIB_SO) target/lib/libmkosi-sandbox.so
+	cp ffi/include/mkosi-sandbox.h target/lib/include/
+	cp ffi/python/mkosi_sandbox/__init__.py target/lib/python/mkosi_sandbox/
+	cp $(LIB_SO) target/lib/python/mkosi_sandbox/libmkosi-sandbox.so
+	@ls -l target/lib/libmkosi-sandbox.so
+
+lib-aarch64:
+	$(SUITE) lib-aarch64 -- sh -c '$(CARGO) build --release -p mkosi-sandbox-ffi --target $(LIB_ARM) && \
+		mkdir -p target/lib/aarch64 && cp $(LIB_ARM_SO) target/lib/aarch64/libmkosi-sandbox.so'
+
+# Python children enter() the differential cases and are compared with the binary running the
+# same probe (root and nobody); errors, refusals, signals, leaks; the aarch64 build under qemu.
+test-lib: build lib lib-aarch64
+	$(SUITE) test-lib -- $(PYTHON) tests/inprocess.py $(abspath $(BIN)) $(abspath target/lib)
+
+# mkosi's two paths and pmbootstrap-style entry, per start (bench/inprocess.py).
+bench-lib: build lib
+	$(PYTHON) bench/inprocess.py $(abspath $(BIN)) $(abspath target/lib)
+
+# The module finds the library through a link beside it.
+install-lib: lib
+	@test -n "$(PYTHONDIR)" || { echo "install: no python3 to ask where modules go: set PYTHONDIR"; exit 1; }
+	install -D -m 644 target/lib/libmkosi-sandbox.so $(DESTDIR)$(LIBDIR)/libmkosi-sandbox.so
+	install -D -m 644 ffi/include/mkosi-sandbox.h $(DESTDIR)$(INCLUDEDIR)/mkosi-sandbox.h
+	install -D -m 644 ffi/python/mkosi_sandbox/__init__.py $(DESTDIR)$(PYTHONDIR)/mkosi_sandbox/__init__.py
+	ln -sf $(LIBDIR)/libmkosi-sandbox.so $(DESTDIR)$(PYTHONDIR)/mkosi_sandbox/libmkosi-sandbox.so
+
+uninstall-lib:
+	rm -f $(DESTDIR)$(LIBDIR)/libmkosi-sandbox.so $(DESTDIR)$(INCLUDEDIR)/mkosi-sandbox.h \
+		$(DESTDIR)$(PYTHONDIR)/mkosi_sandbox/__init__.py $(DESTDIR)$(PYTHONDIR)/mkosi_sandbox/libmkosi-sandbox.so
+	-rmdir $(DESTDIR)$(PYTHONDIR)/mkosi_sandbox 2>/dev/null
 
 clean:
 	$(CARGO) clean

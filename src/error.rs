@@ -330,6 +330,35 @@ impl Error {
     }
 }
 
+impl Error {
+    /// The errno an in-process caller gets with the message: the failed call's, else the one
+    /// that says the same (ENOENT for a missing source, EINVAL for refused input, E2BIG for a
+    /// capacity, EPERM for the id-mapping helper's words).
+    pub fn os_errno(&self) -> i32 {
+        let errno = match self.cause {
+            Cause::Sys { errno, .. } => errno,
+            Cause::PathTooLong => Errno::NAMETOOLONG,
+            Cause::SourceMissing => Errno::NOENT,
+            Cause::Invalid(_) => Errno::INVAL,
+            Cause::Capacity { .. } => Errno::TOOBIG,
+            Cause::Report(_) => Errno::PERM,
+        };
+        errno.raw_os_error()
+    }
+
+    /// The one line the binary prints for this error, without its newline, into `out` (cut to
+    /// fit); returns its length.
+    pub fn message(&self, out: &mut [u8]) -> usize {
+        let mut line = Line::new();
+        self.render(&mut line);
+        let text = line.as_bytes();
+        let text = text.strip_suffix(b"\n").unwrap_or(text);
+        let n = text.len().min(out.len());
+        out[..n].copy_from_slice(&text[..n]);
+        n
+    }
+}
+
 /// Names the syscall behind a raw kernel error.
 pub(crate) trait During<T> {
     fn during(self, syscall: Syscall) -> Result<T>;

@@ -14,7 +14,8 @@
 //! ```
 //!
 //! [`enter`] and [`Entered::build`] are the stages an entry point that stops before the exec
-//! reuses. Each stage owns its working storage (`cli::Storage`, `plan::Storage`, ...); [`Storage`]
+//! reuses: [`enter_in_process`], the shared library's (`ffi/`), with `pidns::split_returning`
+//! in place of `pidns::start`. Each stage owns its working storage (`cli::Storage`, `plan::Storage`, ...); [`Storage`]
 //! holds them all, and `main.rs` keeps the one static instance. There is no heap.
 //!
 //! Layers, bottom to top; a module uses only modules in layers below its own (checked by
@@ -174,7 +175,7 @@ pub fn run(args: &CArgs, environ: &CEnv, entry: sys::Entry, storage: &'static mu
     let sys::Entry { single_threaded, inherited } = entry;
     let stages = Stages { plan, fds, namespaces, binfmt, mounts, exec };
     let command = args.command(request.settings.command);
-    let mut sandbox = match enter(&request, command, env, single_threaded, inherited, stages, bump) {
+    let mut sandbox = match enter(&request, command, env, Some(single_threaded), inherited, stages, bump) {
         Ok(sandbox) => sandbox,
         Err(e) => return exit_status(&e),
     };
@@ -185,6 +186,61 @@ pub fn run(args: &CArgs, environ: &CEnv, entry: sys::Entry, storage: &'static mu
         return exit_status(&e);
     }
     build_and_exec(&mut sandbox, Ok(()))
+}
+
+/// The in-process entry (the shared library's, `ffi/`): the stages of [`run`] applied to the
+/// calling process, stopping where `run` would exec. `args` are the options (`argv[0]` aside: a
+/// command line without a command); on success `environment` gets the environment the command
+/// would have had (for the caller to make its own) and the calling process is in the sandbox.
+/// With `--unshare-pid` that process is a new one (see [`pidns::split_returning`]); the
+/// caller's process never returns. An error is returned, never reported or exited on; after one
+/// the process may be half inside (namespaces entered, some mounts made): a caller exits then.
+pub fn enter_in_process(
+    args: &CArgs,
+    environ: &CEnv,
+    caller: sys::InProcess,
+    storage: &'static mut Storage,
+    environment: impl FnOnce(&[&'static CStr]),
+) -> Result<(), Error> {
+    let Storage { cli, plan, env, fds, namespaces, mounts, exec, binfmt, pidns, derived } = storage;
+    let bump = Bump::new(derived);
+    let request = match cli::parse(args, cli)? {
+        Parsed::Run(request) => request,
+        Parsed::Help => return Err(Error::invalid(InProcessRefusal::NotHere).for_option("--help", None, None)),
+        Parsed::Version => return Err(Error::invalid(InProcessRefusal::NotHere).for_option("--version", None, None)),
+    };
+    let (command, argv) = args.command(request.settings.command);
+    if request.settings.command < args.count() {
+        return Err(Error::invalid(InProcessRefusal::Command).for_argument(command));
+    }
+    let env = Environment::inherit(environ.iter(), env)?;
+    let sys::InProcess { single_threaded, inherited, fork } = caller;
+    let stages = Stages { plan, fds, namespaces, binfmt, mounts, exec };
+    let mut sandbox = enter(&request, (command, argv), env, single_threaded, inherited, stages, bump)?;
+    if request.settings.unshare_pid {
+        pidns::split_returning(single_threaded, pidns, fork)?;
+    }
+    sandbox.build()?;
+    environment(sandbox.env.entries());
+    Ok(())
+}
+
+/// What the in-process entry refuses that the binary takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InProcessRefusal {
+    /// `--help`, `--version`: the library prints nothing.
+    NotHere,
+    /// An argument that is not an option: the caller goes on instead of a command.
+    Command,
+}
+
+impl error::Reason for InProcessRefusal {
+    fn text(self) -> &'static str {
+        match self {
+            InProcessRefusal::NotHere => "not an option of the in-process entry",
+            InProcessRefusal::Command => "not an option: the in-process entry takes options only, no command",
+        }
+    }
 }
 
 /// The stages' storage that [`enter`] and [`Entered`] work in.
@@ -218,7 +274,7 @@ pub(crate) fn enter<'s>(
     request: &'s Request<'s>,
     command: (&'static CStr, Argv),
     mut env: Environment<'s>,
-    single_threaded: sys::SingleThreaded,
+    single_threaded: Option<sys::SingleThreaded>,
     inherited: sys::InheritedFds,
     stages: Stages<'s>,
     mut bump: Bump<'static>,

@@ -6,7 +6,7 @@
 use rustix::mount::MountPropagationFlags;
 
 use crate::containers::{Bump, FixedVec};
-use crate::error::{During, Result, Stage, Syscall};
+use crate::error::{During, Error, Reason, Result, Stage, Syscall};
 use crate::mapper::Mapper;
 use crate::request::{Request, Settings};
 use crate::subid::{self, Kind, MAX_RANGES, Ranges};
@@ -31,15 +31,35 @@ impl Default for Storage {
     }
 }
 
+/// Why [`enter`] refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// The kernel makes a user namespace only for a single-threaded process (the library's
+    /// callers can have threads; the binary never does).
+    Threads,
+}
+
+impl Reason for Refusal {
+    fn text(self) -> &'static str {
+        match self {
+            Refusal::Threads => {
+                "the calling process has more than one thread, and a user namespace needs a single-threaded one \
+                 (enter in a freshly forked child, before any thread starts)"
+            }
+        }
+    }
+}
+
 /// Leaves the caller's namespaces. With `--binfmt-register` the rules are read and checked first
 /// (on the host) and registered last (in the new user namespace's own binfmt_misc instance,
 /// returned: the sandbox's root is stacked on it). `bump` keeps the words of a failing
-/// newuidmap for the message.
+/// newuidmap for the message. `one_thread` is None in a process that may have other threads (an
+/// in-process caller's): refused when a user namespace is needed.
 pub(crate) fn enter<'b>(
     request: &Request<'_>,
     storage: &mut Storage,
     binfmt: &'b mut binfmt::Storage,
-    one_thread: SingleThreaded,
+    one_thread: Option<SingleThreaded>,
     bump: &mut Bump<'static>,
 ) -> Result<Option<&'b binfmt::Instance>> {
     let settings = &request.settings;
@@ -49,6 +69,11 @@ pub(crate) fn enter<'b>(
     let caller = userns::Caller::current()?;
     let Decision { ranges, userns, namespaces, chown, raise_ambient } =
         decide(request, &caller, userns::uid_map_has_single_user);
+    let one_thread = match one_thread {
+        Some(token) => Some(token),
+        None if userns => return Err(Error::invalid(Refusal::Threads).in_stage(Stage::UserNamespace)),
+        None => None,
+    };
     if ranges {
         build_maps(request, &caller, storage)?;
     }
@@ -60,6 +85,8 @@ pub(crate) fn enter<'b>(
     }
     let mapper = if ranges {
         // Before the seccomp filter: its NO_NEW_PRIVS would disarm the setuid newuidmap.
+        // Ranges imply a user namespace, so the token is there (checked above).
+        let Some(one_thread) = one_thread else { return Err(Error::invalid(Refusal::Threads)) };
         let mapper = Mapper::start(
             one_thread,
             storage.uid_map.as_slice(),

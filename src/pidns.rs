@@ -153,6 +153,126 @@ pub(crate) fn start<T: Send>(
     unshare_pid(Error::sys(Syscall::Clone, errno))
 }
 
+/// `--unshare-pid` for an in-process caller (the library), which goes on inside the sandbox when
+/// the stages return. The process tree is
+///
+/// ```text
+/// caller's process (forwards signals; exits with the status of the process below, then
+/// │                 the init is killed, and with it the rest of the namespace)
+/// ├── init (PID 1, in the caller's memory: reaps orphans, dies with the caller's process)
+/// └── the caller's process in the namespace (PID 2 as it sees itself): returns Ok
+/// ```
+///
+/// The init shares the caller's memory on a stack of its own, as in [`start`]; the process that
+/// returns is a real fork, made with `fork` (the C library's, see [`sys::ForkFn`]), since it
+/// goes on in the caller's own frames. So a caller pays one fork of its memory, as pmbootstrap's
+/// own entry does. The caller's process never returns: it waits as the binary's sandbox process
+/// does (the same signals forwarded) and ends with `exit_group()`, so no `atexit` handler runs
+/// and no stdio buffer is flushed there (the process that returns holds copies of those
+/// buffers). The returning process gets the caller's signal mask and SIGCHLD disposition back.
+/// Returns an error in the caller's process when a process cannot be made (none is left then).
+/// Refused when the process may have other threads: a process-directed SIGCHLD could be taken by
+/// one of them, and the wait would never end.
+pub(crate) fn split_returning(
+    one_thread: Option<SingleThreaded>,
+    stacks: &mut Storage,
+    fork: sys::ForkFn,
+) -> Result<()> {
+    let Some(one_thread) = one_thread else {
+        return Err(unshare_pid(Error::invalid(Refusal::Threads)));
+    };
+    let mask = supervise::block(&WAITED).during(Syscall::RtSigprocmask).map_err(unshare_pid)?;
+    let saved = Saved { mask, chld: sys::default_sigchld() };
+    let restore = |result: Result<()>| -> Result<()> {
+        if saved.chld.ignored() {
+            sys::restore_sigchld(&saved.chld);
+        }
+        let restored = supervise::set_mask(&saved.mask).during(Syscall::RtSigprocmask).map_err(unshare_pid);
+        result.and(restored)
+    };
+    // The init cannot use getppid() (its parent is outside its namespace): it watches a pidfd.
+    let caller =
+        match rustix::process::pidfd_open(rustix::process::getpid(), PidfdFlags::empty()).during(Syscall::PidfdOpen) {
+            Ok(fd) => fd,
+            Err(e) => return restore(Err(unshare_pid(e))),
+        };
+    let watched = caller.as_fd();
+    let mut init_stack = match stacks.init.guarded() {
+        Ok(stack) => stack,
+        Err(e) => return restore(Err(unshare_pid(Error::sys(Syscall::Mprotect, e)))),
+    };
+    let mut init = move || match init_dies_with(watched) {
+        Ok(()) => supervise::close_from_then(3, reap_orphans, ()),
+        Err(e) => sys::exit_group(report::report(&e)),
+    };
+    let made = supervise::spawn_sharing_memory_then_fork::<_, true, INIT_STACK>(
+        one_thread,
+        &mut init_stack,
+        &mut init,
+        fork,
+        caller_waits,
+    );
+    drop(caller);
+    restore(made.during(Syscall::Fork).map_err(unshare_pid))
+}
+
+/// The caller's process, once the init and the process that returns run: lets go of its
+/// descriptors (the returning process has its own), then waits.
+fn caller_waits(init: Pid, command: Pid) -> ! {
+    supervise::close_from_then(3, supervise_command, (init, command))
+}
+
+/// Forwards signals to the returning process until it exits, then ends the namespace (kills the
+/// init) and exits with its status. On an error, kills both and reports.
+fn supervise_command((init, command): (Pid, Pid), closed: sys::SysResult<()>) -> ! {
+    let status = closed.during(Syscall::CloseRange).and_then(|()| wait_for(command));
+    let _ = rustix::process::kill_process(init, Signal::KILL);
+    match status {
+        Ok(status) => {
+            let _ = rustix::process::waitpid(Some(init), WaitOptions::empty());
+            sys::exit_group(status)
+        }
+        Err(e) => {
+            let _ = rustix::process::kill_process(command, Signal::KILL);
+            let _ = rustix::process::waitpid(Some(init), WaitOptions::empty());
+            let _ = rustix::process::waitpid(Some(command), WaitOptions::empty());
+            sys::exit_group(report::report(&unshare_pid(e)))
+        }
+    }
+}
+
+/// PID 1 of an in-process caller's namespace: reaps every orphan until it is killed (by the
+/// caller's process once the returning process exited, or by its death).
+fn reap_orphans((): (), _closed: sys::SysResult<()>) -> ! {
+    let _ = rustix::process::chdir(c"/");
+    loop {
+        match supervise::wait_signal(&WAITED) {
+            Ok(got) if got.signo == SIGCHLD => {
+                while let Ok(Some(_)) = rustix::process::waitpid(None, WaitOptions::NOHANG) {}
+            }
+            Ok(_) => {}
+            Err(_) => sys::exit_group(1),
+        }
+    }
+}
+
+/// Why [`split_returning`] refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    Threads,
+}
+
+impl crate::error::Reason for Refusal {
+    fn text(self) -> &'static str {
+        match self {
+            Refusal::Threads => {
+                "the calling process has more than one thread; its fork into the PID namespace needs a \
+                 single-threaded one"
+            }
+        }
+    }
+}
+
 /// The init dies with the sandbox process; if that died before the setting took, exit now.
 fn init_dies_with(sandbox: BorrowedFd<'_>) -> Result<()> {
     rustix::process::set_parent_process_death_signal(Some(Signal::KILL)).during(Syscall::Prctl).map_err(unshare_pid)?;

@@ -179,6 +179,57 @@ impl Entry {
     }
 }
 
+/// How an in-process caller's process forks ([`InProcess`]): the C library's `fork()`, so that
+/// the library's own state (its cached thread id, its locks, `pthread_atfork` handlers) follows
+/// into the child that returns to the caller. None in the child, the child's pid in the parent.
+pub type ForkFn = fn() -> Result<Option<rustix::process::Pid>, Errno>;
+
+/// What an entry point inside another program (the shared library) can vouch for: the tokens of
+/// [`Entry`], the single thread only when the process has one, and how the caller forks.
+pub struct InProcess {
+    pub(crate) single_threaded: Option<SingleThreaded>,
+    pub(crate) inherited: InheritedFds,
+    pub(crate) fork: ForkFn,
+}
+
+impl InProcess {
+    /// Counts the process's threads (`/proc/self/task`); one that cannot be counted is taken
+    /// for several.
+    ///
+    /// # Safety
+    /// Call once per process, from the thread that enters the sandbox, and start no thread while
+    /// the stages run; `fork` must be a fork (see [`ForkFn`]). With `--pack-fds`, no handle in the
+    /// process may own a descriptor from 3 up that it uses afterwards: they are renumbered.
+    pub unsafe fn claim(fork: ForkFn) -> Self {
+        let single = thread_count() == Ok(1);
+        Self {
+            single_threaded: single.then_some(SingleThreaded(core::marker::PhantomData)),
+            inherited: InheritedFds(()),
+            fork,
+        }
+    }
+}
+
+/// The number of threads of this process: the entries of `/proc/self/task`.
+fn thread_count() -> SysResult<usize> {
+    use rustix::fs::{CWD, Mode, OFlags};
+    let dir = rustix::fs::openat(
+        CWD,
+        c"/proc/self/task",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut buf = [core::mem::MaybeUninit::<u8>::uninit(); 1024];
+    let mut entries = rustix::fs::RawDir::new(&dir, &mut buf);
+    let mut count = 0;
+    while let Some(entry) = entries.next() {
+        if entry?.file_name().to_bytes().first().is_some_and(u8::is_ascii_digit) {
+            count += 1;
+        }
+    }
+    Ok(count)
+}
+
 /// Proof that the process has a single thread, and will keep it so (see [`Entry::claim`]).
 /// Processes that share the memory (`supervise`) are not threads: each has its own thread
 /// state, and the proof holds in each.

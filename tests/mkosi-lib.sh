@@ -35,7 +35,9 @@ mkosi_install_needs() {
 		die "mkosi: cannot install ${need[*]} with apt-get"
 }
 
-# mkosi_setup BINARY: fetch both versions, make the variants, write the project.
+# mkosi_setup BINARY [LIBDIR]: fetch both versions, make the variants, write the project. With
+# LIBDIR (make lib's target/lib/python), 27.x also gets "library" (patch-mkosi --library: its
+# in-process entries through libmkosi-sandbox.so, the commands through BINARY).
 mkosi_setup() {
 	[ "$(id -u)" = 0 ] || die "mkosi: run as root"
 	mkosi_install_needs
@@ -50,6 +52,10 @@ mkosi_setup() {
 		ln -s "$src" "$W/variants/$version-stock"
 		"$top/contrib/mkosi/patch-mkosi" --drop-copy-only "$src" "$W/variants/$version-nocopy" || exit 1
 		"$top/contrib/mkosi/patch-mkosi" "$src" "$W/variants/$version-patched" "$W/bin/mkosi-sandbox" || exit 1
+		case $version in 25.*) ;; *)
+			[ -z "${2:-}" ] || "$top/contrib/mkosi/patch-mkosi" --library="$2" "$src" "$W/variants/$version-library" \
+				"$W/bin/mkosi-sandbox" || exit 1 ;;
+		esac
 	done
 	mkosi_project "$W/project"
 }

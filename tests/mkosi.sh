@@ -5,12 +5,18 @@
 # identical file by file (paths, types, modes, owners, sizes, link targets). Also: every sandbox
 # of a patched build ran this binary (counted with tracefs when available), mkosi-chroot ran in
 # the image as root, and 27.1's glob_in_sandbox()/exists_in_sandbox() agree with the stock ones.
-# Run as root. Usage: mkosi.sh BINARY   (work directory: $MKOSI_TEST_DIR, see tests/mkosi-lib.sh)
+# With LIBDIR (make lib's target/lib/python) 27.1 builds the image a third way, "library"
+# (patch-mkosi --library: fork_and_wait() and spawn()'s preexec_fn enter through the library).
+# Run as root. Usage: mkosi.sh BINARY [LIBDIR]   (work directory: $MKOSI_TEST_DIR, see tests/mkosi-lib.sh)
 set -u
 source "$(dirname "$0")/mkosi-lib.sh"
-[ $# = 1 ] || die "usage: mkosi.sh BINARY"
+[ $# = 1 ] || [ $# = 2 ] || die "usage: mkosi.sh BINARY [LIBDIR]"
 start=$(date +%s)
-mkosi_setup "$1"
+mkosi_setup "$1" "${2:-}"
+variants() { # the variants of version $1
+	echo stock patched
+	[ -d "$W/variants/$1-library" ] && echo library
+}
 
 pass=0 fail=0
 ok() { pass=$((pass + 1)); }
@@ -37,17 +43,23 @@ done
 
 for pair in "${MKOSI_VERSIONS[@]}"; do
 	read -r version _ <<< "$pair"
-	for variant in stock patched; do
+	for variant in $(variants "$version"); do
 		mkosi_build "$version" "$variant" "$version-$variant" || exit 1
 		echo "mkosi $version $variant: ${BUILD_WALL} ms wall, ${BUILD_CPU} ms CPU, sandbox starts: ${BUILD_STARTS:-not counted}"
 		mkosi_manifest "$W/out/$version-$variant/image" > "$W/out/$version-$variant.manifest"
 		case $variant in
 			# Every start went through this binary: as mkosi-sandbox, or as /sandbox.py (mkosi-chroot).
 			patched) comms=${BUILD_STARTS#* } ;;
-			stock) comms="" ;;
+			stock | library) comms="" ;;
 		esac
 		if [ -n "$comms" ] && echo "$comms" | tr ',' '\n' | grep -v -e '^mkosi-sandbox=' -e '^sandbox.py=' | grep -q .; then
 			bad "$version patched: sandboxes not started by this binary: $comms"
+		fi
+		# The library's entries are made in mkosi's own forked processes, which call pivot_root()
+		# before any exec (counted as "unknown": no binary named them).
+		if [ $variant = library ] && [ -n "$BUILD_STARTS" ] &&
+			! echo "${BUILD_STARTS#* }" | tr ',' '\n' | grep -q '^unknown='; then
+			bad "$version library: no in-process entry seen: $BUILD_STARTS"
 		fi
 		chroot_test=$W/out/$version-$variant/image/etc/mkosi-chroot-test
 		if [ "$(cat "$chroot_test" 2>/dev/null)" = "$(printf 'uid=0 container=mkosi\ncoreutils\nless')" ]; then
@@ -58,13 +70,16 @@ for pair in "${MKOSI_VERSIONS[@]}"; do
 	done
 	digest=$(sha256sum < "$W/out/$version-stock.manifest" | cut -d' ' -f1)
 	files=$(wc -l < "$W/out/$version-stock.manifest")
-	if cmp -s "$W/out/$version-stock.manifest" "$W/out/$version-patched.manifest"; then
-		ok
-		echo "mkosi $version: stock and patched images identical: $files entries, manifest sha256 $digest"
-	else
-		bad "mkosi $version: the images differ (stock <, patched >):"
-		diff "$W/out/$version-stock.manifest" "$W/out/$version-patched.manifest" | head -n 20
-	fi
+	for variant in $(variants "$version"); do
+		[ $variant = stock ] && continue
+		if cmp -s "$W/out/$version-stock.manifest" "$W/out/$version-$variant.manifest"; then
+			ok
+			echo "mkosi $version: stock and $variant images identical: $files entries, manifest sha256 $digest"
+		else
+			bad "mkosi $version: the images differ (stock <, $variant >):"
+			diff "$W/out/$version-stock.manifest" "$W/out/$version-$variant.manifest" | head -n 20
+		fi
+	done
 done
 
 # 27.x enters the sandbox in-process for glob_in_sandbox()/exists_in_sandbox() (RHEL, openSUSE
@@ -81,6 +96,10 @@ if [ "$stock" = "$patched" ] && [ "$(echo "$stock" | head -n 1)" = "True False" 
 	ok
 else
 	bad "27.1 glob_in_sandbox/exists_in_sandbox: stock: $stock; patched: $patched"
+fi
+if [ -d "$W/variants/27.1-library" ]; then
+	library=$(cd / && PYTHONPATH="$W/variants/27.1-library" /usr/bin/python3 -u -c "$probe" 2>&1)
+	[ "$stock" = "$library" ] && ok || bad "27.1 glob_in_sandbox/exists_in_sandbox: stock: $stock; library: $library"
 fi
 
 echo "mkosi: $pass passed, $fail failed ($(( $(date +%s) - start )) s)"

@@ -250,6 +250,37 @@ pub(crate) fn spawn_sharing_memory<
     }
 }
 
+/// As [`spawn_sharing_memory`], then this process forks with `fork` (the C library's: see
+/// [`super::ForkFn`]): the copy returns `Ok(())` and goes on in the caller's frames, this process
+/// goes on with `parent` (given the pids of the process in its memory and of the copy), which
+/// never returns. When the fork fails, the process in this memory is killed and reaped before the
+/// error is returned. For an in-process caller's `--unshare-pid` (`pidns::split_returning`).
+///
+/// Why this is sound: the copy has a memory of its own, in which nothing runs `child` or uses
+/// `stack` (they are only this memory's); `parent` is as in [`spawn_sharing_memory`]; and on
+/// failure nothing runs `child` any more when `stack` and `child` are given back.
+pub(crate) fn spawn_sharing_memory_then_fork<F: FnMut() -> i32 + Send, const PID_ONE: bool, const N: usize>(
+    one_thread: SingleThreaded,
+    stack: &mut Guarded<'_, N>,
+    child: &mut F,
+    fork: super::ForkFn,
+    parent: fn(rustix::process::Pid, rustix::process::Pid) -> !,
+) -> SysResult<()> {
+    // SAFETY: until `parent` (which never returns and reaches neither) or the kill and reap
+    // below, this process touches neither `stack` nor `child`; the copy made by `fork` has its
+    // own memory.
+    let first = unsafe { clone_vm::<F, PID_ONE, N>(one_thread, stack, child) }?;
+    match fork() {
+        Ok(None) => Ok(()),
+        Ok(Some(copy)) => parent(first, copy),
+        Err(e) => {
+            let _ = rustix::process::kill_process(first, rustix::process::Signal::KILL);
+            let _ = rustix::process::waitpid(Some(first), rustix::process::WaitOptions::empty());
+            Err(e)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
