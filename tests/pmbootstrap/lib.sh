@@ -48,10 +48,11 @@ tar -xzf "$fixture" -C "$T" && mv "$T/pmbootstrap-fab411c5" "$T/stock" || exit 1
 "$repo/contrib/pmbootstrap/patch-pmbootstrap" "$T/stock" "$T/patched" || { echo "test-pmbootstrap: patch-pmbootstrap refused the fixture" >&2; exit 1; }
 chmod -R a+rX "$T"
 
-# lib mode: i20's `make lib` (target/lib/python, `import mkosi_sandbox`).
-lib=no
-if [ -f "$repo/target/lib/python/mkosi_sandbox/__init__.py" ] || [ -f "$repo/target/lib/python/mkosi_sandbox.py" ]; then
-	cp -r "$repo/target/lib" "$T/lib" && chmod -R a+rX "$T/lib" && lib=yes
+# The library mode: `make lib`'s target/lib (python/ makes `import mkosi_sandbox` work), or
+# PMB_TEST_LIB naming such a directory.
+lib=no libdir=${PMB_TEST_LIB:-$repo/target/lib}
+if [ -f "$libdir/python/mkosi_sandbox/__init__.py" ] || [ -f "$libdir/python/mkosi_sandbox.py" ]; then
+	cp -r "$libdir" "$T/lib" && chmod -R a+rX "$T/lib" && lib=yes
 fi
 
 # A pmbootstrap home for WHO (root|user) at $T/h: config, a pmaports skeleton (git, one device,
