@@ -22,7 +22,8 @@ START=$SECONDS
 LIMIT=${PMB_TEST_LIMIT:-900} # seconds for the whole suite; every run has its own timeout too
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-ok() { echo "ok: $*"; }
+passes=0
+ok() { echo "ok: $*"; passes=$((passes + 1)); }
 
 # pytest: Debian's python3-pytest, else pip; without either (offline), the pytest part SKIPs.
 if ! $PY -c 'import pytest' 2>/dev/null; then
@@ -200,5 +201,5 @@ cat "$table"
 # Nothing left behind: no mount under the test directory in this namespace.
 grep -q " $T" /proc/self/mountinfo && fail "a mount under $T is left"
 echo "test-pmbootstrap: $((SECONDS - START)) s"
-[ $fails = 0 ] && echo "test-pmbootstrap: passed" || echo "test-pmbootstrap: $fails failed"
+echo "test-pmbootstrap: $passes passed, $fails failed"
 [ $fails = 0 ]
