@@ -21,7 +21,7 @@ SUITE   := tests/prereqs.sh
 
 .PHONY: all build aarch64 targets check test unit e2e cross-smoke differential fuzz fuzz-short proptest \
 	initramfs test-mkosi demo bench bench-mkosi clean initramfs-aarch64 install-test reproducible \
-	where-it-runs \
+	where-it-runs test-pmbootstrap bench-pmbootstrap \
 	install uninstall dist
 .PHONY: lib lib-aarch64 test-lib bench-lib install-lib uninstall-lib
 
@@ -137,6 +137,15 @@ dist: build aarch64
 # and through this binary (contrib/mkosi/patch-mkosi); the images must be identical. Network, root.
 test-mkosi: build lib
 	$(SUITE) test-mkosi -- bash tests/mkosi.sh $(BIN) $(abspath target/lib/python)
+
+# pmbootstrap (branch casey/unshare, ../shared's fixture) stock and entering its sandbox through
+# this binary (contrib/pmbootstrap/patch-pmbootstrap), root and a user with subordinate ranges.
+test-pmbootstrap: build
+	$(SUITE) test-pmbootstrap -- bash tests/pmbootstrap.sh $(BIN)
+
+# pmbootstrap's start-up, stock (in-process sandbox) against re-run through this binary.
+bench-pmbootstrap: build
+	$(SUITE) test-pmbootstrap -- bash bench/pmbootstrap.sh $(abspath $(BIN))
 
 # A read-only /usr, /dev, /proc, mapped to root: what the sandbox looks like from inside.
 demo: build
