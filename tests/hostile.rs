@@ -7,7 +7,7 @@
 mod common;
 use common::*;
 
-use std::os::unix::fs::{PermissionsExt, symlink};
+use std::os::unix::fs::symlink;
 use std::path::Path;
 
 const SECRET: &str = "host-secret-7f3a";
@@ -45,23 +45,7 @@ fn hostile_root(w: &Path) {
     symlink(format!("../../oldroot{w_s}/secret"), root.join("real/relsecret")).unwrap();
     // nobody builds in it (mkosi's unprivileged roots belong to the building user), and could
     // write to `out`: an escape would show.
-    for p in walk(w) {
-        std::os::unix::fs::lchown(&p, Some(65534), Some(65534)).unwrap();
-    }
-    std::fs::set_permissions(w, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut all = vec![dir.to_path_buf()];
-    for e in std::fs::read_dir(dir).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            all.extend(walk(&e.path()));
-        } else {
-            all.push(e.path());
-        }
-    }
-    all
+    give_to_nobody(w);
 }
 
 /// Operations to try under the link `l` (as `/l/...` or `/l` itself).

@@ -23,7 +23,7 @@ use common::*;
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::os::unix::fs::{MetadataExt, symlink};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -58,23 +58,7 @@ fn workspace(w: &Path) {
     std::fs::write(w.join("srcfile"), "srcfile").unwrap();
     symlink(&forms(w)[0], root.join("alt")).unwrap();
     // nobody builds in it and could write to the canary: an escape would show.
-    for p in walk(w) {
-        std::os::unix::fs::lchown(&p, Some(65534), Some(65534)).unwrap();
-    }
-    std::fs::set_permissions(w, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut all = vec![dir.to_path_buf()];
-    for e in std::fs::read_dir(dir).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            all.extend(walk(&e.path()));
-        } else {
-            all.push(e.path());
-        }
-    }
-    all
+    give_to_nobody(w);
 }
 
 /// Every form of link target that could leave the root for a host canary directory: `canary`

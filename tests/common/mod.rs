@@ -211,3 +211,25 @@ pub fn mount_entry(mountinfo: &str, mountpoint: &str) -> Option<(String, String,
 pub fn host_mount_count() -> usize {
     std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().count()
 }
+
+/// Hands a scratch tree to uid 65534, as mkosi's unprivileged build roots belong to the building
+/// user: whatever nobody could write there, an escape from the sandbox would show.
+pub fn give_to_nobody(dir: &Path) {
+    fn walk(dir: &Path, all: &mut Vec<PathBuf>) {
+        all.push(dir.to_path_buf());
+        for e in std::fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                walk(&e.path(), all);
+            } else {
+                all.push(e.path());
+            }
+        }
+    }
+    let mut all = Vec::new();
+    walk(dir, &mut all);
+    for p in all {
+        std::os::unix::fs::lchown(&p, Some(65534), Some(65534)).unwrap();
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
