@@ -139,12 +139,13 @@ test-mkosi: build lib
 	$(SUITE) test-mkosi -- bash tests/mkosi.sh $(BIN) $(abspath target/lib/python)
 
 # pmbootstrap (branch casey/unshare, ../shared's fixture) stock and entering its sandbox through
-# this binary (contrib/pmbootstrap/patch-pmbootstrap), root and a user with subordinate ranges.
-test-pmbootstrap: build
+# this binary (contrib/pmbootstrap/patch-pmbootstrap), and through the library (make lib), root
+# and a user with subordinate ranges.
+test-pmbootstrap: build lib
 	$(SUITE) test-pmbootstrap -- bash tests/pmbootstrap.sh $(BIN)
 
-# pmbootstrap's start-up, stock (in-process sandbox) against re-run through this binary.
-bench-pmbootstrap: build
+# pmbootstrap's start-up, stock (in-process sandbox) against re-run through this binary and the library.
+bench-pmbootstrap: build lib
 	$(SUITE) test-pmbootstrap -- bash bench/pmbootstrap.sh $(abspath $(BIN))
 
 # A read-only /usr, /dev, /proc, mapped to root: what the sandbox looks like from inside.
