@@ -19,7 +19,9 @@ pub fn binary() -> PathBuf {
             .ok()
             .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
             .unwrap_or_else(|| "tests".into());
-        let top = std::env::temp_dir().join("mkosi-sandbox-tests");
+        // One directory per user: a user cannot write into one that root made before (the
+        // non-root run, whose tests skip, still copies the binary).
+        let top = std::env::temp_dir().join(format!("mkosi-sandbox-tests-{}", rustix::process::getuid().as_raw()));
         let dir = top.join(suite);
         std::fs::create_dir_all(&dir).unwrap();
         for d in [&top, &dir] {
