@@ -8,9 +8,11 @@ PmbSandboxBuilder.enter() (pmb/init/sysroot.py) calls enter() here when wanted()
 - PMB_SANDBOX_BINARY=/path/to/mkosi-sandbox: pmbootstrap re-runs itself (the same interpreter and
   arguments, sys.orig_argv) as the command of the binary, with the operation list translated
   into options. Unset or empty: nothing changes, the branch's in-process sandbox runs.
-- PMB_SANDBOX_LIBRARY=1 and `import mkosi_sandbox` works (mkosi-sandbox's `make lib`, its
-  target/lib/python on PYTHONPATH): mkosi_sandbox.enter(options) applies the same options to
-  this very process (no second Python start). Not importable: as if unset.
+- When the library is installed (`import mkosi_sandbox` works: mkosi-sandbox's `make install`,
+  or its target/lib/python on PYTHONPATH), mkosi_sandbox.enter(options) applies the same options
+  to this very process instead (no second Python start). PMB_SANDBOX_LIBRARY=1 asks for that
+  without naming the binary; PMB_SANDBOX_LIBRARY=0 keeps the re-run although the module is
+  there. Not importable: as if the library were not asked for.
 - PMB_SANDBOX_MAP=layout|auto (unprivileged callers): the uid/gid layout; unset: `layout` when
   /etc/subuid and /etc/subgid grant the caller all of its host ranges, else `auto` when they
   grant it any range, else `layout` (newuidmap then refuses in one line, as the branch fails).
@@ -86,7 +88,8 @@ def inside() -> bool:
 
 
 def _library():
-    if os.environ.get(LIBRARY_ENV, "") in ("", "0"):
+    choice = os.environ.get(LIBRARY_ENV, "")
+    if choice == "0" or (choice == "" and not os.environ.get(BINARY_ENV)):
         return None
     try:
         import mkosi_sandbox
