@@ -10,18 +10,24 @@ caller can check: os.environ equals the C environment after enter(), os.getcwd()
 cwd, and the forking parent's mount table is unchanged afterwards (no mount leaks into the
 caller's namespace). Cases run as root and as nobody (setpriv). Then the library's own rules:
 errors as OSError with the binary's line and errno, refusals (a command, a second call, threads
-with a user namespace or --unshare-pid), --unshare-pid's statuses and signals, and the C ABI
-from C, built for x86_64 and (under qemu-user) aarch64.
+with a user namespace or --unshare-pid), --unshare-pid's statuses and signals, subordinate id
+ranges as a throw-away user with /etc/subuid and /etc/subgid ranges (--map-users/--map-groups,
+--map-auto: newuidmap/newgidmap forked from the caller's process; compared with the binary and
+with the maps each must give; ranges not granted as OSError with the binary's line), and the C
+ABI from C, built for x86_64 and (under qemu-user) aarch64.
 
 Usage: inprocess.py BINARY LIBDIR   (LIBDIR: `make lib`'s target/lib; run as root)
 """
 
 import atexit
+import ctypes
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 BIN, LIBDIR = (os.path.abspath(a) for a in sys.argv[1:3])
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -41,6 +47,9 @@ def cleanup() -> None:
 
 
 atexit.register(cleanup)
+# atexit's clean-ups on SIGTERM and SIGHUP too (a timeout, a closed terminal).
+for sig in (signal.SIGTERM, signal.SIGHUP):
+    signal.signal(sig, lambda n, _: sys.exit(128 + n))
 
 # Copies that uid 65534 can reach wherever the checkout is.
 for d in ("bin", "py/mkosi_sandbox", "data/sub", "lower1", "lower2", "upper", "work", "etc", "tools", "vt/x", "vt/y"):
@@ -189,8 +198,9 @@ def lib_run(user: str, options: list[str], command: list[str], mode: str = "exec
 
 
 def compare(name: str, user: str, options: list[str], command: list[str] | None = None, env: dict | None = None,
-            fds: tuple = (), errno: int | None = None) -> None:
-    """The binary and enter() + exec with the same options: same output, status, error line."""
+            fds: tuple = (), errno: int | None = None) -> subprocess.CompletedProcess:
+    """The binary and enter() + exec with the same options: same output, status, error line. Returns
+    the library's run (its stderr without the child's #LIB lines)."""
     global passed
     options = [o.replace("@S", S) for o in options]
     command = command or ["sh", "-c", INSPECT]
@@ -219,6 +229,7 @@ def compare(name: str, user: str, options: list[str], command: list[str] | None 
         fail(f"{name} ({user})", "\n  ".join(problems))
     else:
         passed += 1
+    return l
 
 
 def check(name: str, ok: bool, detail: str = "") -> None:
@@ -347,6 +358,189 @@ for user in both:
     r, said = lib_run(user, BASE + ["--unshare-pid", "--become-root"], [], "signal")
     check(f"SIGTERM through --unshare-pid ({user})", r.returncode == 143 and said.get("pid") == "2",
           f"exit {r.returncode}, said {said}, stderr {r.stderr!r}")
+
+# Subordinate id ranges as the user who has them: --map-users/--map-groups and --map-auto, whose
+# maps newuidmap and newgidmap write (the library forks that helper from the caller's process).
+# A throw-away login with ranges in /etc/subuid and /etc/subgid, removed at exit (failures and
+# SIGTERM included); the account files are then restored to what they were (see SubUser.remove).
+SUB_PREFIX = "mksbxlib"
+ACCOUNTS = [f"/etc/{n}{s}" for n in ("passwd", "group", "shadow", "gshadow", "subuid", "subgid") for s in ("", "-")]
+
+
+def shadow_tool(*argv: str) -> subprocess.CompletedProcess:
+    """useradd/usermod/userdel, retried while another process holds the account files' lock."""
+    for _ in range(100):
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        if r.returncode == 0 or not any(w in r.stderr for w in ("lock", "try again")):
+            return r
+        time.sleep(0.1)
+    return r
+
+
+def read_bytes(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+def first_range(path: str, name: str) -> tuple[int, int] | None:
+    for line in (read_bytes(path) or b"").decode().splitlines():
+        f = line.split(":")
+        if len(f) == 3 and f[0] == name:
+            return int(f[1]), int(f[2])
+    return None
+
+
+class SubUser:
+    def __init__(self) -> None:
+        # Users an earlier, killed run left behind (the pid in their name is gone).
+        for line in (read_bytes("/etc/passwd") or b"").decode().splitlines():
+            name = line.split(":")[0]
+            if name.startswith(SUB_PREFIX) and not os.path.exists(f"/proc/{name[len(SUB_PREFIX):]}"):
+                shadow_tool("userdel", name)
+        self.name = f"{SUB_PREFIX}{os.getpid()}"
+        self.before = {p: read_bytes(p) for p in ACCOUNTS}
+        self.made = False
+        r = shadow_tool("useradd", "-M", "-d", "/nonexistent", "-s", "/usr/sbin/nologin", self.name)
+        if r.returncode != 0:
+            raise RuntimeError(f"useradd: {r.stderr.strip()}")
+        self.made = True
+        self.uid, self.gid = (int(subprocess.check_output(["id", flag, self.name])) for flag in ("-u", "-g"))
+        # useradd allocates ranges where login.defs says so (Debian's); else we add them.
+        if first_range("/etc/subuid", self.name) is None or first_range("/etc/subgid", self.name) is None:
+            start = 1_000_000 + (os.getpid() % 1000) * 70_000
+            span = f"{start}-{start + 65535}"
+            r = shadow_tool("usermod", "--add-subuids", span, "--add-subgids", span, self.name)
+            if r.returncode != 0:
+                raise RuntimeError(f"usermod: {r.stderr.strip()}")
+        self.subuid = first_range("/etc/subuid", self.name)
+        self.subgid = first_range("/etc/subgid", self.name)
+
+    def remove(self) -> None:
+        """userdel (after its processes, by pid), then the account files as they were: byte for byte
+        when nothing else changed them meanwhile (another suite on this machine may add users at
+        the same time: then only our lines go). Under lckpwdf(), the lock useradd/userdel take."""
+        if not self.made:
+            return
+        self.made = False
+        for pid in subprocess.run(["pgrep", "-u", str(self.uid)], capture_output=True, text=True).stdout.split():
+            try:
+                os.kill(int(pid), 9)
+            except ProcessLookupError:
+                pass
+        r = shadow_tool("userdel", self.name)
+        if r.returncode != 0:
+            print(f"test-lib: userdel {self.name}: {r.stderr.strip()}")
+        libc = ctypes.CDLL(None, use_errno=True)
+        locked = libc.lckpwdf() == 0
+        try:
+            primary = [p for p in ACCOUNTS if not p.endswith("-")]
+            untouched = all(read_bytes(p) == self.before[p] for p in primary)
+            for path in ACCOUNTS:
+                now, was = read_bytes(path), self.before[path]
+                if now is None or now == was:
+                    continue
+                if untouched and was is not None:
+                    new = was
+                else:
+                    new = b"".join(l for l in now.splitlines(keepends=True) if l.split(b":")[0] != self.name.encode())
+                if new != now:
+                    st = os.stat(path)
+                    tmp = f"{path}.{SUB_PREFIX}"
+                    with open(tmp, "wb") as f:
+                        f.write(new)
+                    os.chown(tmp, st.st_uid, st.st_gid)
+                    os.chmod(tmp, st.st_mode & 0o7777)
+                    os.rename(tmp, path)
+            left = [p for p in ACCOUNTS if self.name.encode() in (read_bytes(p) or b"")]
+            if left:
+                print(f"test-lib: {self.name} still named in {' '.join(left)}")
+            elif not untouched:
+                print(f"test-lib: the account files changed meanwhile (another suite): only {self.name}'s lines removed")
+        finally:
+            if locked:
+                libc.ulckpwdf()
+
+
+def sub_cases(u: SubUser) -> None:
+    su, sn = u.subuid
+    sg, gn = u.subgid
+    AS["sub"] = ["setpriv", f"--reuid={u.uid}", f"--regid={u.gid}", "--clear-groups", "--"]
+    # The whole probe, then the maps alone (what each case must give, not only the binary's).
+    maps = INSPECT + 'echo "## maps"; cat /proc/self/uid_map; echo --; cat /proc/self/gid_map'
+    uid, gid = u.uid, u.gid
+
+    def auto(inner_caller: int, own: int, start: int, count: int) -> set:
+        # util-linux 2.38's layout: COUNT ids inside in all, the caller's among them. With
+        # --become-root (--map-root-user) 0 -> the caller, 1.. -> the range; without
+        # (--map-current-user) the caller keeps its id and the range fills 0.. around it (useradd's
+        # ids are below COUNT).
+        if inner_caller == 0:
+            return {(0, own, 1), (1, start, count - 1)}
+        return {(0, start, own), (own, own, 1), (own + 1, start + own, count - own - 1)}
+
+    cases = [
+        ("map-users --become-root", ["--become-root", "--map-users", f"1:{su}:10", "--map-groups", f"1:{sg}:10",
+                                     "--tmpfs", "/tmp"],
+         "0", {(0, uid, 1), (1, su, 10)}, {(0, gid, 1), (1, sg, 10)}),
+        ("map-users, own id kept", ["--map-users", f"0:{su + 100}:5", "--map-users", f"10:{su + 200}:1",
+                                    "--map-groups", f"0:{sg + 100}:5"],
+         str(uid), {(uid, uid, 1), (0, su + 100, 5), (10, su + 200, 1)}, {(gid, gid, 1), (0, sg + 100, 5)}),
+        ("map-users --suppress-chown", ["--become-root", "--map-users", f"1:{su}:100", "--map-groups", f"1:{sg}:100",
+                                        "--tmpfs", "/tmp", "--suppress-chown"],
+         "0", {(0, uid, 1), (1, su, 100)}, {(0, gid, 1), (1, sg, 100)}),
+        ("map-auto --become-root", ["--map-auto", "--become-root", "--tmpfs", "/tmp"],
+         "0", auto(0, uid, su, sn), auto(0, gid, sg, gn)),
+        ("map-auto", ["--map-auto"], str(uid), auto(uid, uid, su, sn), auto(gid, gid, sg, gn)),
+        ("map-auto --unshare-pid", ["--map-auto", "--become-root", "--unshare-pid", "--tmpfs", "/tmp"],
+         "0", auto(0, uid, su, sn), auto(0, gid, sg, gn)),
+    ]
+    for name, options, want_uid, want_umap, want_gmap in cases:
+        out = compare(name, "sub", BASE + options, ["sh", "-c", maps]).stdout.decode(errors="replace")
+        lines = out.splitlines()
+        ids = lines[lines.index("## ids") + 1:lines.index("## ids") + 2] if "## ids" in lines else []
+        tail = "\n".join(lines[lines.index("## maps") + 1:]) if "## maps" in lines else ""
+        umap, _, gmap = tail.partition("--")
+        triples = lambda text: {tuple(int(n) for n in l.split()) for l in text.splitlines() if l.strip()}
+        caps = [l for l in lines if l.startswith("CapEff:")]
+        # Every capability in its user namespace: root's, or the caller's kept as ambient ones.
+        want_caps = "CapEff:\t000001ffffffffff"
+        check(f"{name} (sub): the maps, id and capabilities it must give", ids == [want_uid] and triples(umap) == want_umap
+              and triples(gmap) == want_gmap and caps == [want_caps],
+              f"id -u {ids}, uid_map {sorted(triples(umap))} (want {sorted(want_umap)}), "
+              f"gid_map {sorted(triples(gmap))} (want {sorted(want_gmap)}), {caps}")
+        if "--suppress-chown" in options:
+            check(f"{name} (sub): a chown to a mapped id happens", "chown 0 12:12" in lines, out[-300:])
+
+    # Ranges not granted: newuidmap or newgidmap refuses; OSError(EPERM) with the binary's one line.
+    EPERM = 1
+    for name, options, tool in (
+        ("a uid range past the grant", ["--become-root", "--map-users", f"1:{su + sn}:10", "--map-groups", f"1:{sg}:10"],
+         "newuidmap"),
+        ("a gid range below the grant", ["--become-root", "--map-users", f"1:{su}:10", "--map-groups", f"1:{sg - 10}:20"],
+         "newgidmap"),
+    ):
+        r = compare(name, "sub", BASE + options, ["true"], errno=EPERM)
+        line = r.stderr.decode(errors="replace")
+        check(f"{name} (sub): one line naming {tool}", r.returncode == 1 and line.count("\n") == 1 and tool in line,
+              f"exit {r.returncode}, stderr {line!r}")
+    # --map-auto for a caller without a range (nobody): refused before anything, EINVAL.
+    if first_range("/etc/subuid", "nobody") is None and first_range("/etc/subuid", "65534") is None:
+        r = compare("map-auto without a range", "nobody", BASE + ["--map-auto"], ["true"], errno=EINVAL)
+        check("map-auto without a range (nobody): the line", r.stderr == b"mkosi-sandbox: --map-auto /etc/subuid: no range "
+              b"for the caller\n", f"{r.stderr!r}")
+
+
+try:
+    sub_user = SubUser()
+except (RuntimeError, OSError, subprocess.SubprocessError, ValueError) as e:
+    sub_user = None
+    fail("a user with subordinate ranges", str(e))
+if sub_user is not None:
+    atexit.register(sub_user.remove)
+    sub_cases(sub_user)
 
 # The C ABI from C: x86_64 here, aarch64 under qemu-user (an error and a second call: loads and runs).
 SMOKE = f"{HERE}/inprocess-smoke.c"

@@ -4,7 +4,8 @@
 # contrib/pmbootstrap/patch-pmbootstrap to enter its sandbox through BIN, over the same commands,
 # as root and as a user with subordinate ranges; they must agree on exit codes and normalised
 # output; what each sees from inside (maps, capabilities, mounts) may differ only as documented;
-# pmbootstrap's own pytest suite gives the same counts inside as outside; nothing leaks.
+# pmbootstrap's own pytest suite gives the same counts inside each (stock, re-run, and the library
+# mode when `make lib` has run) as outside; nothing leaks.
 #
 # Usage: tests/pmbootstrap.sh BIN        (as root; prints one SKIP line without ../shared)
 #
@@ -54,8 +55,8 @@ compare() {
 			pmb "$who" $variant private "$T/out/$who-$variant-$i" -- $c
 			i=$((i + 1))
 		done
-		[ $variant = lib ] && continue # its probe runs below
-		pmb "$who" $variant private "$T/out/$who-$variant-probe" PMB_PROBE=probe -- status
+		# The library mode's probe runs below (against the re-run's); its pytest here, as the others'.
+		[ $variant = lib ] || pmb "$who" $variant private "$T/out/$who-$variant-probe" PMB_PROBE=probe -- status
 		[ $have_pytest = yes ] && pmb "$who" $variant private "$T/out/$who-$variant-pytest" PMB_PROBE=pytest -- status
 	done
 	i=0
@@ -127,12 +128,19 @@ probe_check() {
 		outside=$(cd "$T/stock" && "${as[@]}" env -i PATH=/usr/bin:/bin HOME="$D/home" LANG=C.UTF-8 \
 			timeout 300 $PY -m pytest -q -p no:cacheprovider --continue-on-collection-errors \
 			--basetemp "$D/pytest/outside" test 2>&1 | grep -v '^$' | tail -1)
-		for variant in stock patched; do
-			local inside
+		local variants=(stock patched)
+		[ $lib = yes ] && variants+=(lib)
+		for variant in "${variants[@]}"; do
+			local inside name=$variant how=in-process
+			[ $variant = lib ] && name="library-mode" how=library
+			[ $variant = patched ] && how=re-run
 			inside=$(sed -n 's/^pytest: //p' "$T/out/$who-$variant-pytest")
+			# Each mode is the one asked for (a library mode that fell back would look like stock).
+			grep -qx "entered by: $how" "$T/out/$who-$variant-pytest" ||
+				fail "$who pytest in the $name sandbox: $(grep -m1 '^entered by: ' "$T/out/$who-$variant-pytest" || echo 'no "entered by" line'), not $how"
 			[ -n "$inside" ] && [ "$(counts "$inside")" = "$(counts "$outside")" ] &&
-				ok "$who pytest inside the $variant sandbox: $inside; outside: $outside" ||
-				{ fail "$who pytest: inside the $variant sandbox '$inside', outside '$outside'"; tail -3 "$T/out/$who-$variant-pytest"; }
+				ok "$who pytest inside the $name sandbox: $inside; outside: $outside" ||
+				{ fail "$who pytest: inside the $name sandbox '$inside', outside '$outside'"; tail -3 "$T/out/$who-$variant-pytest"; }
 		done
 	fi
 }

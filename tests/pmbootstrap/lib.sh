@@ -109,7 +109,8 @@ pmb() {
 	local src=$T/stock cmd=($PY "$T/offline.py" --offline)
 	case $variant in
 	raw) cmd=() ;; # ARGS is the whole command
-	patched) src=$T/patched env=(PMB_SANDBOX_BINARY="$T/bin/mkosi-sandbox" "${env[@]}") ;;
+	# The re-run even where the library is installed (make install): PMB_SANDBOX_LIBRARY=0.
+	patched) src=$T/patched env=(PMB_SANDBOX_LIBRARY=0 PMB_SANDBOX_BINARY="$T/bin/mkosi-sandbox" "${env[@]}") ;;
 	lib) src=$T/patched env=(PMB_SANDBOX_LIBRARY=1 PYTHONPATH="$T/lib/python" "${env[@]}") ;;
 	esac
 	(cd "$D/cwd" && timeout -k 5 120 unshare -m --propagation unchanged -- sh -c '

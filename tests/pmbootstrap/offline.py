@@ -15,7 +15,8 @@ the mounts at the places the operation list names, then mounts a chroot's /dev a
 pmbootstrap's own helpers (DevOperation through mount_dev_tmpfs(), mount_rbind() through
 pmb.helpers.mount.bind()) and unmounts them (umount_all(): umount2); with PMB_PROBE_REGISTER=1
 it also registers a binfmt_misc rule at /tmp/pmb_binfmt_misc and removes it. `pytest` runs
-pmbootstrap's own test suite (PMB_SRC/test) inside the sandbox and prints its summary line.
+pmbootstrap's own test suite (PMB_SRC/test) inside the sandbox and prints how the process entered
+it (library, re-run or in-process) and the suite's summary line.
 """
 
 import os
@@ -107,6 +108,12 @@ def pytest() -> None:
         cwd=src, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False,
     )
     lines = [line for line in run.stdout.splitlines() if line.strip()]
+    # How this process got inside: the module imported (the library mode), the binary's mark in the
+    # environment (the re-run), else the branch's own entry. A mode that fell back shows here.
+    how = "library" if "mkosi_sandbox" in sys.modules else "in-process"
+    if how != "library" and os.environ.get("PMB_SANDBOX_OUTER_MNTNS"):
+        how = "re-run"
+    print("entered by:", how)
     print("pytest:", lines[-1] if lines else f"no output, exit {run.returncode}")
 
 
