@@ -201,6 +201,15 @@ if [ $lib = yes ]; then
 		[ "$(cat "$T/out/lib-$who.rc")" = 0 ] && [ -z "$diffs" ] && ok "$who library mode: the probe sees what the re-run sees" ||
 			{ fail "$who library mode: exit $(cat "$T/out/lib-$who.rc")"; echo "$diffs" | head; tail -3 "$T/out/lib-$who"; }
 	done
+	# PMB_SANDBOX_BINARY set and the module importable, PMB_SANDBOX_LIBRARY unset: the library wins
+	# (no second Python start), as a user who installed both gets.
+	if [ $have_pytest = yes ]; then
+		setup user
+		pmb user installed private "$T/out/user-installed" PMB_PROBE=pytest -- status
+		grep -qx 'entered by: library' "$T/out/user-installed" && [ "$(cat "$T/out/user-installed.rc")" = 0 ] &&
+			ok "user, binary named and library installed: enters through the library" ||
+			{ fail "user, binary named and library installed: exit $(cat "$T/out/user-installed.rc"), $(grep -m1 '^entered by: ' "$T/out/user-installed" || echo 'no "entered by" line')"; tail -3 "$T/out/user-installed"; }
+	fi
 else
 	echo "SKIP test-pmbootstrap library mode: no target/lib/python (make lib builds it)"
 fi

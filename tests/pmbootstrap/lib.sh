@@ -112,6 +112,8 @@ pmb() {
 	# The re-run even where the library is installed (make install): PMB_SANDBOX_LIBRARY=0.
 	patched) src=$T/patched env=(PMB_SANDBOX_LIBRARY=0 PMB_SANDBOX_BINARY="$T/bin/mkosi-sandbox" "${env[@]}") ;;
 	lib) src=$T/patched env=(PMB_SANDBOX_LIBRARY=1 PYTHONPATH="$T/lib/python" "${env[@]}") ;;
+	# The binary named and the library installed, nothing chosen: the library is taken.
+	installed) src=$T/patched env=(PMB_SANDBOX_BINARY="$T/bin/mkosi-sandbox" PYTHONPATH="$T/lib/python" "${env[@]}") ;;
 	esac
 	(cd "$D/cwd" && timeout -k 5 120 unshare -m --propagation unchanged -- sh -c '
 		out=$1 prop=$2 login=$3; shift 3
