@@ -23,9 +23,10 @@ T=$(mktemp -d /var/tmp/pmbootstrap-test.XXXXXX)
 chmod 755 "$T"
 made_apk_cache=no
 host_binfmt_before=$(ls /proc/sys/fs/binfmt_misc 2>/dev/null | sort | tr '\n' ' ')
+# useradd, usermod and userdel take the shadow lock themselves (other suites add users at the
+# same time); userdel also removes the user's /etc/subuid and /etc/subgid lines.
 cleanup() {
 	userdel "$USERNAME" >/dev/null 2>&1
-	sed -i "/^$USERNAME:/d" /etc/subuid /etc/subgid 2>/dev/null
 	[ $made_apk_cache = yes ] && rmdir /var/cache/apk 2>/dev/null
 	[ -n "${PMB_TEST_KEEP:-}" ] || rm -rf "$T"
 }
@@ -33,11 +34,12 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # The test user: subordinate ranges covering the branch's hard-coded layout (100000-120000).
+# Exactly one range each (no automatic one from login.defs' SUB_UID_COUNT), so --map-auto's
+# "first range" is this one.
 userdel "$USERNAME" >/dev/null 2>&1
-sed -i "/^$USERNAME:/d" /etc/subuid /etc/subgid 2>/dev/null
-useradd -M -d /nonexistent -s /usr/sbin/nologin "$USERNAME" || { echo "$SUITE: useradd failed" >&2; exit 1; }
-echo "$USERNAME:100000:65536" >>/etc/subuid
-echo "$USERNAME:100000:65536" >>/etc/subgid
+useradd -K SUB_UID_COUNT=0 -K SUB_GID_COUNT=0 -M -d /nonexistent -s /usr/sbin/nologin "$USERNAME" &&
+	usermod --add-subuids 100000-165535 --add-subgids 100000-165535 "$USERNAME" ||
+	{ echo "$SUITE: useradd/usermod failed" >&2; exit 1; }
 uid=$(id -u "$USERNAME") gid=$(id -g "$USERNAME")
 [ -d /var/cache/apk ] || { mkdir -p /var/cache/apk && made_apk_cache=yes; }
 
