@@ -85,8 +85,9 @@ def c_environ():
     cenv = ctypes.POINTER(ctypes.c_char_p).in_dll(ctypes.CDLL(None), "environ")
     out, i = {}, 0
     while cenv[i] is not None:
-        k, _, v = cenv[i].partition(b"=")
-        out.setdefault(k, v)
+        k, eq, v = cenv[i].partition(b"=")
+        if eq:  # an entry without "=" is no variable, in os.environ either
+            out.setdefault(k, v)
         i += 1
     return out
 def watched():
@@ -306,6 +307,37 @@ with open(f"{S}/tools/mytool", "w") as f:
     f.write('#!/bin/sh\necho tool-ran "$@"\n')
 os.chmod(f"{S}/tools/mytool", 0o755)
 compare("path-search", "root", BASE + ["--bind", "@S/tools", "/tools", "--setenv", "PATH", "/tools:/usr/bin"], ["mytool", "x"])
+
+# An environment CPython cannot make (a repeated name, an entry without "="), put in place as the
+# C environment before the entry: the command gets what the binary would give it, entry for entry
+# (the library once turned A=1 A=2 with --setenv A 3 into A=2 A=2, and a bare TERM into TERM=).
+ODD_ENV = r'''
+import ctypes, os, sys
+sys.path.insert(0, sys.argv[1] + "/py")
+import mkosi_sandbox
+libc = ctypes.CDLL(None)
+odd = [b"A=1", b"A=2", b"TERM", b"PATH=/usr/bin:/bin", b"B=x"]
+envp = (ctypes.c_char_p * (len(odd) + 1))(*odd, None)
+cat = [b"/usr/bin/cat", b"/proc/self/environ"]
+options = sys.argv[3:]
+if sys.argv[2] == "binary":
+    argv = [sys.argv[1].encode() + b"/bin/mkosi-sandbox", *map(os.fsencode, options), b"--", *cat]
+    libc.execve(argv[0], (ctypes.c_char_p * (len(argv) + 1))(*argv, None), envp)
+    os._exit(99)
+ctypes.c_void_p.in_dll(libc, "environ").value = ctypes.cast(envp, ctypes.c_void_p).value
+mkosi_sandbox.enter(options)
+libc.execv(cat[0], (ctypes.c_char_p * 3)(*cat, None))
+os._exit(99)
+'''
+with open(f"{S}/odd_env.py", "w") as f:
+    f.write(ODD_ENV)
+os.chmod(f"{S}/odd_env.py", 0o644)
+for user in both:
+    options = BASE + ["--setenv", "A", "3", "--unsetenv", "B"] + (["--become-root"] if user == "nobody" else [])
+    seen = {way: run([PY, "-I", f"{S}/odd_env.py", S, way, *options], user, ENV) for way in ("binary", "library")}
+    want = b"A=3\0A=2\0TERM\0PATH=/usr/bin:/bin\0"
+    check(f"odd environment ({user})", all((r.returncode, r.stdout) == (0, want) for r in seen.values()),
+          "; ".join(f"{way}: exit {r.returncode} {r.stdout!r} {r.stderr[-200:]!r}" for way, r in seen.items()))
 
 # Errors: OSError(errno, the binary's line).
 ENOENT, EEXIST, EINVAL, ENAMETOOLONG, ELOOP = 2, 17, 22, 36, 40

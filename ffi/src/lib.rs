@@ -28,11 +28,8 @@ static CALLED: AtomicBool = AtomicBool::new(false);
 const MAX_OPTIONS: usize = 1 << 20;
 
 unsafe extern "C" {
-    static environ: *const *const c_char;
+    static mut environ: *const *const c_char;
     fn fork() -> c_int;
-    fn setenv(name: *const c_char, value: *const c_char, overwrite: c_int) -> c_int;
-    fn unsetenv(name: *const c_char) -> c_int;
-    fn getenv(name: *const c_char) -> *const c_char;
 }
 
 /// Enters the sandbox that `options` describe (the command line's option language, without
@@ -151,50 +148,16 @@ fn libc_fork() -> Result<Option<Pid>, Errno> {
     }
 }
 
-/// Makes the C environment `wanted` (the environment the command would have had): variables
-/// not in it are unset, the others set where they differ.
+/// Makes the C environment exactly `wanted` (the environment the command would have had, entry
+/// for entry: repeated names, entries without `=` and their order included), by pointing
+/// `environ` at it, as a program may: the C library's setenv() and putenv() copy such an array
+/// before they change it. setenv() per name could not keep a repeated name's later entries nor
+/// an entry without `=`.
 fn make_environment(wanted: &[&'static CStr]) {
-    let name_of = |entry: &[u8]| -> Vec<u8> { entry.split(|&b| b == b'=').next().unwrap_or_default().to_vec() };
-    let mut current: Vec<Vec<u8>> = Vec::new();
-    // SAFETY: the C library's environment, read before any change below.
-    let mut at = unsafe { environ };
-    while !at.is_null() {
-        // SAFETY: `at` points into the NULL-terminated array (it stops at the NULL).
-        let entry = unsafe { *at };
-        if entry.is_null() {
-            break;
-        }
-        // SAFETY: a non-NULL entry is a C string.
-        current.push(name_of(unsafe { CStr::from_ptr(entry) }.to_bytes()));
-        // SAFETY: not past the terminator, checked above.
-        at = unsafe { at.add(1) };
-    }
-    let wanted: Vec<(Vec<u8>, &[u8])> = wanted
-        .iter()
-        .map(|entry| {
-            let bytes = entry.to_bytes();
-            let name = name_of(bytes);
-            let value = bytes.get(name.len() + 1..).unwrap_or_default();
-            (name, value)
-        })
-        .collect();
-    for name in current {
-        if !wanted.iter().any(|(n, _)| *n == name)
-            && let Ok(name) = std::ffi::CString::new(name)
-        {
-            // SAFETY: a C string; unsetenv copies nothing and keeps no pointer.
-            unsafe { unsetenv(name.as_ptr()) };
-        }
-    }
-    for (name, value) in wanted {
-        let (Ok(name), Ok(value)) = (std::ffi::CString::new(name), std::ffi::CString::new(value)) else { continue };
-        // SAFETY: a C string; getenv's result is read at once, before any change.
-        let now = unsafe { getenv(name.as_ptr()) };
-        // SAFETY: non-NULL getenv() results are C strings.
-        if now.is_null() || unsafe { CStr::from_ptr(now) } != value.as_c_str() {
-            // SAFETY: C strings; setenv copies them. An empty or '='-holding name fails with
-            // EINVAL, leaving the environment as it was.
-            unsafe { setenv(name.as_ptr(), value.as_ptr(), 1) };
-        }
-    }
+    let mut entries: Vec<*const c_char> = wanted.iter().map(|entry| entry.as_ptr()).collect();
+    entries.push(core::ptr::null());
+    // SAFETY: a NULL-terminated array of C strings that live for good (the stages' strings are
+    // 'static, the array is leaked); the caller starts no thread during the call, so nothing
+    // reads `environ` while it changes.
+    unsafe { environ = entries.leak().as_ptr() };
 }

@@ -57,18 +57,17 @@ _lib = _load()
 _environ = ctypes.POINTER(ctypes.c_char_p).in_dll(ctypes.CDLL(None), "environ")
 
 
-def _library() -> ctypes.CDLL:
-    return _lib
-
-
 def _sync_environ() -> None:
     """Make os.environ what the C environment now is (the library changed the latter)."""
     cenv = _environ
     now: dict[bytes, bytes] = {}
     i = 0
     while cenv and cenv[i] is not None:
-        name, _, value = cenv[i].partition(b"=")
-        now.setdefault(name, value)
+        name, eq, value = cenv[i].partition(b"=")
+        # An entry without "=" is no variable (CPython's os.environ leaves it out too); the first
+        # entry of a repeated name is its value, as getenv() answers.
+        if eq:
+            now.setdefault(name, value)
         i += 1
     for name in [n for n in os.environb if n not in now]:
         del os.environb[name]
