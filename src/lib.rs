@@ -15,8 +15,9 @@
 //!
 //! [`enter`] and [`Entered::build`] are the stages an entry point that stops before the exec
 //! reuses: [`enter_in_process`], the shared library's (`ffi/`), with `pidns::split_returning`
-//! in place of `pidns::start`. Each stage owns its working storage (`cli::Storage`, `plan::Storage`, ...); [`Storage`]
-//! holds them all, and `main.rs` keeps the one static instance. There is no heap.
+//! in place of `pidns::start`. Each stage owns its working storage (`cli::Storage`,
+//! `plan::Storage`, ...); [`Storage`] holds them all, and `main.rs` keeps the one static
+//! instance. There is no heap.
 //!
 //! Layers, bottom to top; a module uses only modules in layers below its own (checked by
 //! `make check`, see `tests/layers.sh`):
